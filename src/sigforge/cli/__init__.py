@@ -1,0 +1,1 @@
+"""The ``sigforge`` command line."""

@@ -1,0 +1,88 @@
+"""``sigforge``: argument parsing and exit codes; each command lives in its own module.
+
+Exit codes: 0 success (for ``translate``: verified), 1 failure (for ``translate``: verification failed),
+2 bad input or bad settings, 3 the environment is not ready (schema mismatch, unreachable service, toolchain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import sigforge
+from sigforge.errors import DomainError, InvalidInput, InvalidSettings
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_READY = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sigforge", description="Offline algorithm-to-silicon appliance.")
+    parser.add_argument("--config", metavar="FILE", help="settings file (default: $SIGFORGE_CONFIG, ./sigforge.toml)")
+    parser.add_argument("--version", action="version", version=f"sigforge {sigforge.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="migrate, then run the web service and the worker pool together")
+    serve = sub.add_parser("serve", help="run the web service")
+    for p in (up, serve):
+        p.add_argument("--host", help="listen address (default: server.host)")
+        p.add_argument("--port", type=int, help="listen port (default: server.port)")
+    worker = sub.add_parser("worker", help="run the worker pool")
+    for p in (up, worker):
+        p.add_argument("--processes", type=int, help="worker processes (default: broker.processes)")
+        p.add_argument("--threads", type=int, help="threads per worker process (default: broker.threads)")
+
+    translate = sub.add_parser("translate", help="translate, build and verify one algorithm, in-process")
+    translate.add_argument("source", metavar="SOURCE", help="the algorithm's Python file")
+    translate.add_argument("--target", default="host-c")
+    translate.add_argument("--input-dtype", default="float32")
+    translate.add_argument("--frame", type=int, required=True, metavar="N", help="input samples per frame")
+    translate.add_argument("--entry", metavar="NAME", help="the function to translate (default: the only one)")
+    translate.add_argument("--sample-rate", type=float, metavar="HZ")
+    translate.add_argument("--out", required=True, metavar="DIR", help="where to write the artifact")
+    translate.add_argument("--force", action="store_true", help="write into a non-empty DIR")
+
+    db = sub.add_parser("db", help="database schema: upgrade, current, check")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("upgrade", help="migrate the database to this release's schema")
+    db_sub.add_parser("current", help="print the database's schema revision and this code's head")
+    db_sub.add_parser("check", help="fail if the models and the migrated schema differ (drift)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sigforge.settings import load_settings
+
+    settings = load_settings(args.config)
+    if args.command == "translate":
+        from sigforge.cli.translate import run_translate
+
+        return run_translate(args, settings)
+    if args.command == "db":
+        from sigforge.cli.db import run_db
+
+        return run_db(args.db_command, settings)
+    from sigforge.cli import serve
+
+    if args.command == "serve":
+        return serve.run_serve(settings, host=args.host, port=args.port)
+    if args.command == "worker":
+        return serve.run_worker_pool(settings, args.config, processes=args.processes, threads=args.threads)
+    return serve.run_up(
+        settings, args.config, host=args.host, port=args.port, processes=args.processes, threads=args.threads
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sigforge`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (InvalidInput, InvalidSettings) as exc:
+        print(f"sigforge: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DomainError as exc:
+        print(f"sigforge: {exc}", file=sys.stderr)
+        return EXIT_NOT_READY
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,133 @@
+"""``sigforge serve``, ``sigforge worker`` and ``sigforge up`` (both, supervised, Ctrl-C stops both)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from sigforge.cli.db import open_database, upgrade_and_audit
+from sigforge.db import migrate
+from sigforge.errors import InvalidInput
+from sigforge.logging import configure_logging, get_logger
+from sigforge.settings import CONFIG_ENV, Settings
+
+log = get_logger("sigforge.cli")
+
+WORKER_STOP_TIMEOUT_S = 30.0
+
+
+def _self_command() -> list[str]:
+    """How to run this same sigforge again (a frozen binary is its own interpreter)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "sigforge"]
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value <= 0:
+        raise InvalidInput(f"--{name} must be a positive integer, got {value}")
+
+
+def run_serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
+    import uvicorn
+
+    from sigforge.web.app import create_app
+    from sigforge.worker.broker import make_broker
+    from sigforge.worker.dispatch import JobDispatcher
+
+    configure_logging(settings.log_level, settings.log_format)
+    if port is not None and not 0 < port < 65536:
+        raise InvalidInput(f"--port must be between 1 and 65535, got {port}")
+    db = open_database(settings)
+    migrate.ensure_at_head(db)
+    app = create_app(settings, db=db, jobs=JobDispatcher(make_broker(settings)))
+    host = host or settings.server.host
+    port = port or settings.server.port
+    log.info("web.starting", url=f"http://{host}:{port}")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def run_worker_pool(
+    settings: Settings, config_file: str | None, *, processes: int | None = None, threads: int | None = None
+) -> int:
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    from sigforge.worker.broker import TRANSLATIONS_QUEUE
+
+    configure_logging(settings.log_level, settings.log_format)
+    _positive("processes", processes)
+    _positive("threads", threads)
+    db = open_database(settings)
+    migrate.ensure_at_head(db)  # refuse before forking anything, with a readable message
+    db.dispose()
+    if config_file:  # the worker processes load their settings from the environment
+        os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
+    argv = [
+        "sigforge.worker.main",
+        "--processes",
+        str(processes or settings.broker.processes),
+        "--threads",
+        str(threads or settings.broker.threads),
+        "--queues",
+        TRANSLATIONS_QUEUE,
+        "--skip-logging",
+    ]
+    log.info("worker.starting", processes=processes or settings.broker.processes)
+    parsed = make_argument_parser().parse_args(argv)  # type: ignore[no-untyped-call]
+    return int(dramatiq_main(parsed) or 0)  # type: ignore[no-untyped-call]
+
+
+def run_up(
+    settings: Settings,
+    config_file: str | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    processes: int | None = None,
+    threads: int | None = None,
+) -> int:
+    """Migrate, start the worker pool as a child process, serve in this one; stop both on Ctrl-C/SIGTERM."""
+    configure_logging(settings.log_level, settings.log_format)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings)
+    state = upgrade_and_audit(db, actor="cli:up")
+    db.dispose()
+    log.info("db.ready", revision=state.current)
+    command = [*_self_command()]
+    if config_file:
+        command += ["--config", str(Path(config_file).resolve())]
+    command += ["worker"]
+    if processes:
+        command += ["--processes", str(processes)]
+    if threads:
+        command += ["--threads", str(threads)]
+    # Its own session: a terminal's Ctrl-C reaches only us, and we stop the pool with exactly one SIGTERM
+    # (a second one would make Dramatiq kill jobs mid-flight instead of finishing them).
+    worker = subprocess.Popen(command, start_new_session=True)
+    url = f"http://{host or settings.server.host}:{port or settings.server.port}"
+    print(f"sigforge is up: console and API at {url}/  (data in {settings.data_path}; Ctrl-C stops)", flush=True)
+    try:
+        return run_serve(settings, host=host, port=port)
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(WORKER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        log.info("worker.stopped", returncode=worker.returncode)

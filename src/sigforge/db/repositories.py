@@ -1,0 +1,161 @@
+"""Repositories: the only code that builds queries. Each takes a Session and never commits it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from sigforge.db.models import Artifact, AuditEvent, Translation, TranslationStatus
+from sigforge.db.types import utcnow
+from sigforge.errors import InvalidInput
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: Sequence[Translation]
+    next_cursor: str | None
+
+
+def _encode_cursor(row: Translation) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, ident = raw.partition("|")
+        return datetime.fromisoformat(stamp), ident
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("the pagination cursor is malformed", pointer="cursor") from exc
+
+
+class TranslationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, translation: Translation) -> Translation:
+        self.session.add(translation)
+        self.session.flush()
+        return translation
+
+    def get(self, translation_id: str) -> Translation | None:
+        return self.session.get(Translation, translation_id)
+
+    def count(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(Translation)) or 0)
+
+    def page(self, *, limit: int, cursor: str | None = None, status: str | None = None) -> Page:
+        """Newest first, keyset-paginated on (created_at, id) so pages stay stable while rows are added."""
+        query = select(Translation).order_by(Translation.created_at.desc(), Translation.id.desc())
+        if status is not None:
+            query = query.where(Translation.status == status)
+        if cursor:
+            stamp, ident = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    Translation.created_at < stamp,
+                    and_(Translation.created_at == stamp, Translation.id < ident),
+                )
+            )
+        rows = list(self.session.scalars(query.limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, _encode_cursor(rows[-1]) if more and rows else None)
+
+    def claim(self, translation_id: str) -> bool:
+        """Move a non-terminal translation to ``running`` and count the attempt; False if already terminal."""
+        now = utcnow()
+        result = self.session.execute(
+            update(Translation)
+            .where(
+                Translation.id == translation_id,
+                Translation.status.in_([TranslationStatus.QUEUED, TranslationStatus.RUNNING]),
+            )
+            .values(
+                status=TranslationStatus.RUNNING,
+                attempts=Translation.attempts + 1,
+                started_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def finish(self, translation_id: str, *, status: TranslationStatus, **values: Any) -> bool:
+        """Record the outcome once: only a ``running`` translation can finish (a redelivered duplicate cannot)."""
+        assert status.terminal
+        now = utcnow()
+        result = self.session.execute(
+            update(Translation)
+            .where(Translation.id == translation_id, Translation.status == TranslationStatus.RUNNING)
+            .values(status=status, finished_at=now, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class ArtifactRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def put(self, content: bytes, media_type: str) -> str:
+        """Store ``content`` under its SHA-256 (idempotent) and return the digest."""
+        digest = hashlib.sha256(content).hexdigest()
+        if self.session.get(Artifact, digest) is None:
+            self.session.add(Artifact(sha256=digest, size=len(content), media_type=media_type, content=content))
+            self.session.flush()
+        return digest
+
+    def get(self, sha256: str) -> Artifact | None:
+        return self.session.get(Artifact, sha256)
+
+
+class AuditRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        subject_type: str,
+        subject_id: str,
+        request_id: str | None = None,
+        job_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        event = AuditEvent(
+            actor=actor,
+            action=action,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            request_id=request_id,
+            job_id=job_id,
+            detail=detail or {},
+        )
+        self.session.add(event)
+        return event
+
+    def for_subject(self, subject_type: str, subject_id: str) -> list[AuditEvent]:
+        query = (
+            select(AuditEvent)
+            .where(AuditEvent.subject_type == subject_type, AuditEvent.subject_id == subject_id)
+            .order_by(AuditEvent.id)
+        )
+        return list(self.session.scalars(query))
+
+    def recent(self, limit: int = 100, action: str | None = None) -> list[AuditEvent]:
+        query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+        if action is not None:
+            query = query.where(AuditEvent.action == action)
+        return list(self.session.scalars(query))

@@ -1,0 +1,294 @@
+"""The Python frontend: a small, statically translated subset of NumPy/SciPy, parsed with ``ast``.
+
+The user's code is NEVER executed (no ``exec``/``eval``/``compile``/import of it). The module is walked
+statement by statement; module-level constants and allow-listed design calls are folded by ``_consts``; the
+entry function's body becomes IR nodes. Whatever falls outside the subset raises ``InvalidAlgorithm`` naming the
+construct, its ``SourceLocation`` and what is supported instead.
+
+Supported now: imports of ``numpy`` and ``scipy.signal`` (any usual spelling); module constants; one entry
+function ``def f(x): ...`` made of assignments and one final ``return``; ``lfilter(b, 1.0, sig)`` (FIR),
+``sig[::M]``, ``g * sig`` / ``sig * g`` / ``sig / g`` / ``-sig`` with constant ``g``.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from sigforge.dsp.blocks.decimate import DecimateParams
+from sigforge.dsp.blocks.fir import FirParams
+from sigforge.dsp.blocks.gain import GainParams
+from sigforge.dsp.blocks.ports import PortParams
+from sigforge.dsp.frontends import _consts as c
+from sigforge.dsp.frontends._consts import Func, Module, fail, loc, short
+from sigforge.dsp.frontends._stmts import EntryFunction, read_module
+from sigforge.dsp.ir import Graph, Node, Op, Params, verify
+from sigforge.dsp.types import DType, StreamType
+from sigforge.errors import InvalidAlgorithm, InvalidInput
+
+MAX_DEPTH = 100  # expression nesting; deeper is refused rather than risking Python's recursion limit
+SUPPORTED = "lfilter(b, 1.0, sig), sig[::M], constant * sig, sig * constant, sig / constant, -sig"
+
+_FRIENDLY = {
+    "Lambda": "lambda expression",
+    "ListComp": "list comprehension",
+    "GeneratorExp": "generator expression",
+    "DictComp": "dict comprehension",
+    "SetComp": "set comprehension",
+    "IfExp": "conditional expression",
+    "Compare": "comparison",
+    "BoolOp": "boolean operator",
+    "Dict": "dict literal",
+    "Set": "set literal",
+    "JoinedStr": "f-string",
+    "Await": "await",
+    "Yield": "yield",
+    "YieldFrom": "yield from",
+    "NamedExpr": "assignment expression (:=)",
+    "Starred": "starred expression",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Sig:
+    """A signal value during translation: the id of the IR node producing it."""
+
+    node_id: str
+
+
+@dataclass
+class _Builder:
+    """Accumulates IR nodes while the entry function is walked."""
+
+    name: str
+    nodes: list[Node] = field(default_factory=list)
+
+    def add(self, op: Op, params: Params, inputs: tuple[str, ...], out: StreamType, at: ast.AST) -> Sig:
+        node = Node(f"n{len(self.nodes)}", op, params, inputs, out, loc(at))
+        self.nodes.append(node)
+        return Sig(node.id)
+
+    def stream(self, sig: Sig) -> StreamType:
+        return next(n.out for n in self.nodes if n.id == sig.node_id)
+
+
+class _Translator:
+    def __init__(self, module_scope: dict[str, Any], builder: _Builder, frame_length: int) -> None:
+        self.scope = module_scope
+        self.locals: dict[str, Any] = {}
+        self.b = builder
+        self.frame_length = frame_length
+        self.depth = 0
+
+    # -- names and attributes -------------------------------------------------------------------------------
+    def lookup(self, node: ast.Name) -> Any:
+        if node.id in self.locals:
+            return self.locals[node.id]
+        if node.id in self.scope:
+            return self.scope[node.id]
+        if node.id in ("exec", "eval", "compile", "__import__", "open", "getattr", "globals", "locals"):
+            raise fail(node, f"`{node.id}` is not allowed: the translator never runs code; supported: {SUPPORTED}")
+        raise fail(
+            node,
+            f"unknown name `{node.id}`: define it as a module-level constant or import it from numpy / scipy.signal",
+        )
+
+    def attribute(self, node: ast.Attribute) -> Any:
+        if node.attr.startswith("_"):
+            raise fail(node, f"access to private attribute `{short(node)}` is not allowed")
+        base = self.ev(node.value)
+        if not isinstance(base, Module):
+            raise fail(
+                node,
+                f"attribute access `{short(node)}` is not supported; only numpy / scipy.signal "
+                "functions and constants can be named with dots",
+            )
+        qual = f"{base.qualname}.{node.attr}"
+        if qual in c.KNOWN_MODULES:
+            return Module(qual)
+        if qual in c.MODULE_CONSTANTS:
+            return c.MODULE_CONSTANTS[qual]
+        if qual in c.STREAM_CALLS or qual in c.DESIGN_CALLS:
+            return Func(qual)
+        raise fail(node, f"`{short(node)}` ({qual}) is not supported; supported calls: {c.supported_calls()}")
+
+    # -- expressions ----------------------------------------------------------------------------------------
+    def ev(self, node: ast.expr) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise fail(node, f"expression nested more than {MAX_DEPTH} levels deep")
+            return self._ev(node)
+        finally:
+            self.depth -= 1
+
+    def _ev(self, node: ast.expr) -> Any:  # noqa: PLR0911 - one branch per AST node kind
+        if isinstance(node, ast.Constant):
+            if node.value is None or isinstance(node.value, bytes) or node.value is Ellipsis:
+                raise fail(node, f"constant {node.value!r} is not supported")
+            return c._check(node, node.value)
+        if isinstance(node, ast.Name):
+            return self.lookup(node)
+        if isinstance(node, ast.Attribute):
+            return self.attribute(node)
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [self.ev(e) for e in node.elts]
+            if any(isinstance(i, (Sig, Module, Func)) for i in items):
+                raise fail(node, "lists may hold only constants (signals cannot be collected in lists)")
+            return tuple(items)
+        if isinstance(node, ast.UnaryOp):
+            value = self.ev(node.operand)
+            if isinstance(value, Sig) and isinstance(node.op, (ast.USub, ast.UAdd)):
+                return self.gain(node, value, -1.0 if isinstance(node.op, ast.USub) else 1.0)
+            return c.fold_unary(node, value)
+        if isinstance(node, ast.BinOp):
+            return self.binop(node)
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        kind = type(node).__name__
+        raise fail(node, f"{_FRIENDLY.get(kind, kind)} is not supported; supported: {SUPPORTED}")
+
+    def gain(self, at: ast.AST, sig: Sig, factor: Any) -> Sig:
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)):
+            raise fail(at, f"a signal can only be scaled by a real constant number, not {short(at)}")
+        return self.b.add(Op.GAIN, GainParams(float(factor)), (sig.node_id,), self.b.stream(sig), at)
+
+    def binop(self, node: ast.BinOp) -> Any:
+        left, right = self.ev(node.left), self.ev(node.right)
+        if not isinstance(left, Sig) and not isinstance(right, Sig):
+            return c.fold_binop(node, left, right)
+        if isinstance(node.op, ast.Mult) and isinstance(left, Sig) and not isinstance(right, Sig):
+            return self.gain(node, left, right)
+        if isinstance(node.op, ast.Mult) and isinstance(right, Sig) and not isinstance(left, Sig):
+            return self.gain(node, right, left)
+        if isinstance(node.op, ast.Div) and isinstance(left, Sig) and not isinstance(right, Sig):
+            if isinstance(right, (int, float)) and not isinstance(right, bool) and right == 0:
+                raise fail(node, "division of a signal by zero")
+            if isinstance(right, bool) or not isinstance(right, (int, float)):
+                raise fail(node, f"a signal can only be divided by a real constant number, not {short(node)}")
+            return self.gain(node, left, 1.0 / right)
+        op = type(node.op).__name__
+        raise fail(node, f"operator {op} on signals (`{short(node)}`) is not supported yet; supported: {SUPPORTED}")
+
+    def subscript(self, node: ast.Subscript) -> Any:
+        value = self.ev(node.value)
+        if not isinstance(value, Sig):
+            raise fail(node, f"indexing constants (`{short(node)}`) is not supported")
+        sl = node.slice
+        if not isinstance(sl, ast.Slice) or sl.lower is not None or sl.upper is not None:
+            raise fail(node, f"only decimation `sig[::M]` is supported, not `{short(node)}`")
+        if sl.step is None:
+            return value
+        factor = self.ev(sl.step)
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise fail(sl.step, f"decimation factor must fold to a positive integer, got {factor!r}")
+        if factor == 1:
+            return value
+        src = self.b.stream(value)
+        total = src.rate.denominator * factor
+        if src.samples % factor:
+            raise InvalidInput(
+                f"frame length {self.frame_length} is not a multiple of the total decimation factor {total} "
+                f"(reached at `{short(node)}`); choose a frame length divisible by {total}",
+                location=loc(node),
+                pointer="frame_length",
+            )
+        out = StreamType(src.dtype, src.samples // factor, src.rate / Fraction(factor))
+        return self.b.add(Op.DECIMATE, DecimateParams(factor), (value.node_id,), out, node)
+
+    def call(self, node: ast.Call) -> Any:
+        func = self.ev(node.func)
+        if not isinstance(func, Func):
+            raise fail(node, f"call of `{short(node.func)}` is not supported; supported calls: {c.supported_calls()}")
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            raise fail(node, "*args / **kwargs in calls are not supported")
+        args = [self.ev(a) for a in node.args]
+        kwargs = {k.arg: self.ev(k.value) for k in node.keywords if k.arg is not None}
+        if func.qualname == "scipy.signal.lfilter":
+            return self.lfilter(node, args, kwargs)
+        for i, a in enumerate([*args, *kwargs.values()]):
+            if isinstance(a, (Sig, Module, Func)):
+                what = "a signal" if isinstance(a, Sig) else "not a constant"
+                raise fail(
+                    node, f"design-time call `{short(node.func)}` needs constant arguments; argument {i + 1} is {what}"
+                )
+        return c.design_call(node, func, args, kwargs)
+
+    def lfilter(self, node: ast.Call, args: list[Any], kwargs: dict[str, Any]) -> Sig:
+        names = ("b", "a", "x")
+        if len(args) > 3 or set(kwargs) - set(names[len(args) :]):
+            raise fail(node, "lfilter takes (b, a, x) only; axis= and zi= are not supported")
+        bound = dict(zip(names, args, strict=False)) | kwargs
+        if set(bound) != set(names):
+            raise fail(node, "lfilter needs b, a and x")
+        if isinstance(bound["b"], Sig) or not isinstance(bound["x"], Sig):
+            raise fail(node, "lfilter(b, a, x) needs constant coefficients b and a signal x")
+        taps = c.as_taps(node, bound["b"], "lfilter coefficients b")
+        a = bound["a"]
+        a_is_one = (c.is_number(a) and a == 1) or (
+            isinstance(a, (tuple, list)) and len(a) == 1 and c.is_number(a[0]) and a[0] == 1
+        )
+        if not a_is_one:
+            raise fail(node, f"only FIR filters are supported: `a` must be 1.0 (IIR support comes later), got {a!r}")
+        x = bound["x"]
+        params = FirParams(tuple(float(t) for t in taps))
+        return self.b.add(Op.FIR, params, (x.node_id,), self.b.stream(x), node)
+
+    # -- statements -----------------------------------------------------------------------------------------
+    def run(self, entry: EntryFunction) -> Sig:
+        for stmt in entry.body:
+            if isinstance(stmt, ast.Return):
+                if stmt.value is None:
+                    raise fail(stmt, "the entry function must return a signal")
+                value = self.ev(stmt.value)
+                if not isinstance(value, Sig):
+                    raise fail(
+                        stmt, f"the entry function must return a signal computed from `{entry.param}`, not a constant"
+                    )
+                return value
+            target, value_node = stmt  # an assignment `name = expr`, validated by read_module
+            self.locals[target] = self.ev(value_node)
+        raise fail(entry.node, f"function `{entry.name}` has no return statement")
+
+
+def _fold_constant(node: ast.expr, scope: dict[str, Any]) -> Any:
+    """Fold a module-level expression; no signal exists at module level, so the result is a constant."""
+    return _Translator(scope, _Builder("<module>"), 1).ev(node)
+
+
+def parse_python(source: str, *, frame_length: int, input_dtype: DType, entry: str | None = None) -> Graph:
+    """Translate Python source to a verified (unoptimised) IR graph.
+
+    Args:
+        source: the module's text.
+        frame_length: input samples per frame.
+        input_dtype: dtype of the input stream.
+        entry: the function to translate; by default the single public top-level function.
+
+    Returns:
+        The graph named after the entry function, with one input (the parameter) and one output ``y``.
+
+    Raises:
+        InvalidAlgorithm: malformed Python or anything outside the subset, with its location.
+        InvalidInput: a frame length that the decimation cannot divide (pointer ``frame_length``).
+    """
+    scope, fn = read_module(source, entry, _fold_constant)
+    builder = _Builder(fn.name)
+    src = builder.add(
+        Op.INPUT, PortParams(fn.param), (), StreamType(input_dtype, frame_length, Fraction(1)), fn.node.args.args[0]
+    )
+    translator = _Translator(scope, builder, frame_length)
+    translator.locals[fn.param] = src
+    try:
+        result = translator.run(fn)
+    except RecursionError:
+        raise InvalidAlgorithm("expression nested too deeply", location=loc(fn.node)) from None
+    out_name = "y" if fn.param != "y" else "y_out"
+    builder.add(Op.OUTPUT, PortParams(out_name), (result.node_id,), builder.stream(result), fn.node)
+    graph = Graph(fn.name, tuple(builder.nodes))
+    verify(graph)
+    return graph

@@ -1,0 +1,185 @@
+"""The translation pipeline (pure): source + request -> verified IR -> optimised IR -> artifact plan.
+
+Invariants:
+    * ``translate`` and ``check`` never run user code, spawn processes or touch storage.
+    * The golden model in an ``ArtifactPlan`` evaluates the frontend's (unoptimised) graph, so verification
+      checks the passes and the backend together.
+    * Request problems raise ``InvalidInput`` subclasses with a ``pointer`` naming the request field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from sigforge.dsp import golden
+from sigforge.dsp.backends import c as c_backend
+from sigforge.dsp.frontends.python_subset import parse_python
+from sigforge.dsp.ir import Graph, describe, total_decimation
+from sigforge.dsp.passes import PassRecord, run_passes
+from sigforge.dsp.types import DType
+from sigforge.dsp.verify import Tolerances, tolerances_for
+from sigforge.errors import InvalidInput, UnsupportedTarget
+
+SUPPORTED_TARGETS: tuple[str, ...] = ("host-c",)
+SUPPORTED_INPUT_DTYPES: tuple[str, ...] = ("float32",)
+MAX_FRAME_LENGTH = 1 << 22  # absolute ceiling; the service applies the configured, lower limit first
+
+
+class TranslationRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """What to translate the source into."""
+
+    target: str = "host-c"
+    input_dtype: str = "float32"
+    frame_length: Annotated[int, msgspec.Meta(gt=0)]
+    entry: str | None = None
+    sample_rate: float | None = None
+
+
+class NodeSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One IR node, as shown before queueing."""
+
+    id: str
+    op: str
+    description: str
+    dtype: str
+    samples_per_frame: int
+    rate_factor: str
+    line: int | None
+
+
+class IRSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """The cheap front-end check's result."""
+
+    entry: str
+    target: str
+    input_dtype: str
+    frame_length: int
+    output_samples_per_frame: int
+    total_decimation: int
+    nodes: list[NodeSummary]
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactPlan:
+    """Everything needed to build and verify one translation.
+
+    Attributes:
+        name: C-safe artifact name.
+        target: the target name.
+        files: relative path -> content (sources, header, harness, Makefile, interface.json).
+        interface: the parsed ``interface.json``.
+        golden: whole-signal golden model: input array -> one float64 array per output.
+        tolerances: pass thresholds per output.
+        graph: the optimised IR the files were generated from.
+        passes: what each optimisation pass did.
+    """
+
+    name: str
+    target: str
+    files: dict[str, bytes]
+    interface: dict[str, Any]
+    golden: Callable[[npt.NDArray[np.float64]], list[npt.NDArray[np.float64]]]
+    tolerances: Tolerances
+    graph: Graph
+    passes: list[PassRecord]
+
+
+def _validate(request: TranslationRequest) -> DType:
+    if request.target not in SUPPORTED_TARGETS:
+        raise UnsupportedTarget(
+            f"unknown target {request.target!r}; supported targets: {', '.join(SUPPORTED_TARGETS)}",
+            pointer="target",
+        )
+    try:
+        dtype = DType(request.input_dtype)
+    except ValueError:
+        known = ", ".join(d.value for d in DType)
+        raise InvalidInput(
+            f"unknown input dtype {request.input_dtype!r}; known: {known}", pointer="input_dtype"
+        ) from None
+    if dtype.value not in SUPPORTED_INPUT_DTYPES:
+        raise UnsupportedTarget(
+            f"input dtype {dtype.value} is not supported by target {request.target} yet; supported: "
+            f"{', '.join(SUPPORTED_INPUT_DTYPES)}",
+            pointer="input_dtype",
+        )
+    if not 1 <= request.frame_length <= MAX_FRAME_LENGTH:
+        raise InvalidInput(f"frame_length must be 1..{MAX_FRAME_LENGTH}, got {request.frame_length}",
+                           pointer="frame_length")  # fmt: skip
+    if request.sample_rate is not None and not request.sample_rate > 0:
+        raise InvalidInput(f"sample_rate must be positive, got {request.sample_rate}", pointer="sample_rate")
+    return dtype
+
+
+def _frontend(source: str, request: TranslationRequest) -> Graph:
+    dtype = _validate(request)
+    return parse_python(source, frame_length=request.frame_length, input_dtype=dtype, entry=request.entry)
+
+
+def _rate(r: Any) -> str:
+    return f"{r.numerator}/{r.denominator}" if r.denominator != 1 else str(r.numerator)
+
+
+def summarize(graph: Graph, request: TranslationRequest) -> IRSummary:
+    """The user-facing summary of a graph."""
+    nodes = [
+        NodeSummary(id=n.id, op=n.op.value, description=describe(n), dtype=n.out.dtype.value,
+                    samples_per_frame=n.out.samples, rate_factor=_rate(n.out.rate),
+                    line=n.loc.line if n.loc else None)
+        for n in graph.nodes
+    ]  # fmt: skip
+    return IRSummary(
+        entry=graph.name,
+        target=request.target,
+        input_dtype=request.input_dtype,
+        frame_length=request.frame_length,
+        output_samples_per_frame=graph.outputs[0].out.samples,
+        total_decimation=total_decimation(graph),
+        nodes=nodes,
+    )
+
+
+def check(source: str, request: TranslationRequest) -> IRSummary:
+    """Cheap front-end-only validation (used before queueing a translation).
+
+    Raises:
+        InvalidAlgorithm: the source is malformed or outside the supported subset (with its location).
+        InvalidInput / UnsupportedTarget: a bad request field (with its ``pointer``).
+    """
+    return summarize(_frontend(source, request), request)
+
+
+def translate(source: str, request: TranslationRequest) -> ArtifactPlan:
+    """Translate ``source`` for ``request.target``.
+
+    Raises:
+        InvalidAlgorithm, InvalidInput, UnsupportedTarget: as for ``check``.
+    """
+    graph = _frontend(source, request)
+    optimised, log = run_passes(graph)
+    artifact = c_backend.generate(optimised)
+    interface = dict(artifact.interface)
+    interface["sample_rate"] = request.sample_rate
+    files = dict(artifact.files)
+    files["interface.json"] = c_backend.interface_json(interface)
+    frontend_graph = graph
+
+    def golden_model(x: npt.NDArray[np.float64]) -> list[npt.NDArray[np.float64]]:
+        return golden.evaluate(frontend_graph, x)
+
+    return ArtifactPlan(
+        name=artifact.name,
+        target=request.target,
+        files=files,
+        interface=interface,
+        golden=golden_model,
+        tolerances=tolerances_for(DType(request.input_dtype)),
+        graph=optimised,
+        passes=log,
+    )

@@ -1,0 +1,126 @@
+"""The DomainError tree.
+
+Every error a user can cause, or that the box can detect about its own state, is one of these. They carry a
+human message, an optional *location* (line/column in submitted source, or a settings key / JSON path) and
+optional structured *detail*. They know nothing of HTTP: ``sigforge.web.errors`` maps them to problem details
+and the CLI maps them to exit codes.
+
+Untrusted-input errors (``InvalidInput`` and below) are distinct from faults of the box (``IntegrityError``,
+``ToolchainError``) so that callers can tell "fix your request" from "fix the appliance".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where in a submitted source (1-based line, 0-based column as ``ast`` reports it) a problem sits."""
+
+    line: int
+    column: int
+    end_line: int | None = None
+    end_column: int | None = None
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}"
+
+    def as_dict(self) -> dict[str, int]:
+        out = {"line": self.line, "column": self.column}
+        if self.end_line is not None:
+            out["end_line"] = self.end_line
+        if self.end_column is not None:
+            out["end_column"] = self.end_column
+        return out
+
+
+class DomainError(Exception):
+    """Base of every error sigforge raises on purpose."""
+
+    code = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: SourceLocation | None = None,
+        pointer: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.pointer = pointer
+        self.detail = detail or {}
+
+    def __str__(self) -> str:
+        where = f" ({self.location})" if self.location else (f" (at {self.pointer})" if self.pointer else "")
+        return f"{self.message}{where}"
+
+
+class NotFound(DomainError):
+    """The named thing does not exist."""
+
+    code = "not-found"
+
+
+class Conflict(DomainError):
+    """The request clashes with the current state (e.g. the artifact is not ready yet)."""
+
+    code = "conflict"
+
+
+class InvalidInput(DomainError):
+    """Untrusted input was refused; the message says what and where."""
+
+    code = "invalid-input"
+
+
+class InvalidAlgorithm(InvalidInput):
+    """The submitted algorithm is malformed or uses something the translator does not support."""
+
+    code = "invalid-algorithm"
+
+
+class UnsupportedTarget(InvalidInput):
+    """The requested target is unknown or cannot be built on this box."""
+
+    code = "unsupported-target"
+
+
+class InvalidSettings(DomainError):
+    """A setting has the wrong type or value; the message names the key and what was expected."""
+
+    code = "invalid-settings"
+
+
+class SchemaMismatch(DomainError):
+    """The database schema is not the one this code was written for (newer, unknown or not migrated)."""
+
+    code = "schema-mismatch"
+
+
+class IntegrityError(DomainError):
+    """Stored or installed data does not match what was recorded or signed."""
+
+    code = "integrity"
+
+
+class ToolchainError(DomainError):
+    """A compiler, emulator or simulator is missing, failed to start, or misbehaved."""
+
+    code = "toolchain"
+
+
+class SandboxError(ToolchainError):
+    """A sandboxed process could not be started with the required isolation."""
+
+    code = "sandbox"
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (database, broker) cannot be reached right now."""
+
+    code = "unavailable"

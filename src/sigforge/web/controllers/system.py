@@ -1,0 +1,68 @@
+"""Liveness, readiness, targets and the console page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from sigforge.db import migrate
+from sigforge.dsp import pipeline
+from sigforge.errors import DomainError
+from sigforge.web.context import context_of
+from sigforge.web.schemas import HealthOut, TargetOut, TargetsOut
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+TARGET_DESCRIPTIONS = {
+    "host-c": "C99 for the host CPU (float32), built with the host C compiler and verified natively in a sandbox",
+}
+
+
+@get("/healthz", sync_to_thread=False, summary="Liveness: the process answers", tags=["health"])
+def healthz() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+def _probe(checks: dict[str, Any], name: str, fn: Callable[[], Any]) -> bool:
+    try:
+        checks[name] = fn() or "ok"
+    except DomainError as exc:
+        checks[name] = {"error": str(exc)}
+        return False
+    return True
+
+
+@get("/readyz", sync_to_thread=True, summary="Readiness: database, schema and broker", tags=["health"])
+def readyz(request: Request[Any, Any, Any]) -> Response[HealthOut]:
+    ctx = context_of(request)
+    checks: dict[str, Any] = {}
+    ready = _probe(checks, "database", ctx.db.ping)
+    ready = ready and _probe(checks, "migrations", lambda: {"revision": migrate.ensure_at_head(ctx.db).current})
+    ready = _probe(checks, "broker", ctx.jobs.ping) and ready
+    return Response(
+        HealthOut(status="ready" if ready else "not-ready", checks=checks),
+        status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+@get("/api/v1/targets", sync_to_thread=False, summary="Targets this node can translate for", tags=["targets"])
+def list_targets() -> TargetsOut:
+    return TargetsOut(
+        targets=[
+            TargetOut(
+                name=name,
+                description=TARGET_DESCRIPTIONS.get(name, name),
+                input_dtypes=list(pipeline.SUPPORTED_INPUT_DTYPES),
+            )
+            for name in pipeline.SUPPORTED_TARGETS
+        ]
+    )
+
+
+@get("/", sync_to_thread=False, include_in_schema=False)
+def console() -> Response[bytes]:
+    page = (STATIC_DIR / "console" / "index.html").read_bytes()
+    return Response(page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"})

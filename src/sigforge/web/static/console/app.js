@@ -1,0 +1,1304 @@
+/*
+ * sigforge console: plain browser JavaScript, no framework, no build step.
+ *
+ * Works under "Content-Security-Policy: default-src 'self'": no inline
+ * script or style, no eval, no string-built HTML. Every piece of server data
+ * reaches the DOM through textContent / createTextNode / setAttribute.
+ */
+(function () {
+  "use strict";
+
+  var API = "/api/v1";
+  var POLL_MS = 700;
+  var RECENT_LIMIT = 20;
+  /* Query parameter used to ask for the next page of /translations. */
+  var CURSOR_PARAM = "cursor";
+  /* Base of "location.column" when placing the caret. sigforge reports
+     ast-style locations (sigforge.errors.SourceLocation): 1-based line,
+     0-based column. The column is displayed exactly as the server sends it. */
+  var COLUMN_BASE = 0;
+  /* Files larger than this are not rendered inline (use "Open raw"). */
+  var MAX_INLINE_FILE_BYTES = 2 * 1024 * 1024;
+
+  var TERMINAL = { verified: true, failed_verification: true, failed: true };
+  var STATUS_LABEL = {
+    queued: "Queued",
+    running: "Running",
+    verified: "Verified",
+    failed_verification: "Failed verification",
+    failed: "Failed"
+  };
+
+  var EXAMPLE = [
+    "import numpy as np",
+    "from scipy import signal",
+    "",
+    "TAPS = signal.firwin(63, 0.1)",
+    "",
+    "def channelize(x):",
+    "    y = signal.lfilter(TAPS, 1.0, x)",
+    "    return 0.5 * y[::4]",
+    ""
+  ].join("\n");
+
+  /* ------------------------------------------------------------------ */
+  /* Small DOM helpers                                                   */
+  /* ------------------------------------------------------------------ */
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  /* h("tag", {class: "x", text: "y", attr: value}, [children]) */
+  function h(tag, props, children) {
+    var node = document.createElement(tag);
+    if (props) {
+      Object.keys(props).forEach(function (key) {
+        var value = props[key];
+        if (value === null || value === undefined || value === false) {
+          return;
+        }
+        if (key === "text") {
+          node.textContent = String(value);
+        } else if (key === "class") {
+          node.className = value;
+        } else if (key === "hidden") {
+          node.hidden = true;
+        } else {
+          node.setAttribute(key, value === true ? "" : String(value));
+        }
+      });
+    }
+    (children || []).forEach(function (child) {
+      if (child === null || child === undefined || child === false) {
+        return;
+      }
+      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) {
+      node.removeChild(node.firstChild);
+    }
+  }
+
+  function isObject(value) {
+    return value !== null && typeof value === "object" && !Array.isArray(value);
+  }
+
+  function enc(value) {
+    return encodeURIComponent(String(value));
+  }
+
+  /* Encode a relative file path segment by segment, keeping the slashes. */
+  function encPath(path) {
+    return String(path).split("/").map(encodeURIComponent).join("/");
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Formatting                                                          */
+  /* ------------------------------------------------------------------ */
+
+  function fmtNumber(value) {
+    if (typeof value !== "number") {
+      return String(value);
+    }
+    if (!isFinite(value)) {
+      return String(value);
+    }
+    if (value === 0) {
+      return "0";
+    }
+    var abs = Math.abs(value);
+    if (Number.isInteger(value) && abs < 1e15) {
+      return String(value);
+    }
+    if (abs < 1e-3 || abs >= 1e6) {
+      return value.toExponential(3);
+    }
+    return String(Number(value.toPrecision(6)));
+  }
+
+  function fmtBytes(size) {
+    if (typeof size !== "number" || !isFinite(size)) {
+      return "";
+    }
+    if (size < 1024) {
+      return size + " B";
+    }
+    if (size < 1024 * 1024) {
+      return (size / 1024).toFixed(1) + " KiB";
+    }
+    return (size / (1024 * 1024)).toFixed(1) + " MiB";
+  }
+
+  function parseDate(value) {
+    if (!value) {
+      return null;
+    }
+    var d = new Date(value);
+    return isNaN(d.getTime()) ? null : d;
+  }
+
+  var dateFormatter = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit"
+  });
+
+  function fmtDate(value) {
+    var d = parseDate(value);
+    return d ? dateFormatter.format(d) : "—";
+  }
+
+  var relFormatter = typeof Intl.RelativeTimeFormat === "function"
+    ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" })
+    : null;
+
+  function fmtRelative(value) {
+    var d = parseDate(value);
+    if (!d) {
+      return "";
+    }
+    if (!relFormatter) {
+      return dateFormatter.format(d);
+    }
+    var seconds = Math.round((d.getTime() - Date.now()) / 1000);
+    var abs = Math.abs(seconds);
+    if (abs < 60) {
+      return relFormatter.format(seconds, "second");
+    }
+    if (abs < 3600) {
+      return relFormatter.format(Math.round(seconds / 60), "minute");
+    }
+    if (abs < 86400) {
+      return relFormatter.format(Math.round(seconds / 3600), "hour");
+    }
+    return relFormatter.format(Math.round(seconds / 86400), "day");
+  }
+
+  function fmtDuration(startValue, endValue) {
+    var start = parseDate(startValue);
+    var end = parseDate(endValue);
+    if (!start || !end) {
+      return null;
+    }
+    var ms = end.getTime() - start.getTime();
+    if (ms < 0) {
+      return null;
+    }
+    if (ms < 1000) {
+      return ms + " ms";
+    }
+    if (ms < 60000) {
+      return (ms / 1000).toFixed(1) + " s";
+    }
+    var minutes = Math.floor(ms / 60000);
+    return minutes + " min " + Math.round((ms % 60000) / 1000) + " s";
+  }
+
+  function humanKey(key) {
+    return String(key).replace(/_/g, " ");
+  }
+
+  function statusLabel(status) {
+    return STATUS_LABEL[status] || String(status || "unknown");
+  }
+
+  function statusClass(status) {
+    var known = Object.prototype.hasOwnProperty.call(STATUS_LABEL, status);
+    return "badge badge--" + (known ? status.replace(/_/g, "-") : "unknown");
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* HTTP                                                                */
+  /* ------------------------------------------------------------------ */
+
+  function ApiError(problem, status) {
+    this.name = "ApiError";
+    this.problem = problem;
+    this.status = status;
+    this.message = (problem && (problem.detail || problem.title)) || "Request failed";
+  }
+  ApiError.prototype = Object.create(Error.prototype);
+  ApiError.prototype.constructor = ApiError;
+
+  function readCookie(name) {
+    var prefix = name + "=";
+    var parts = document.cookie ? document.cookie.split("; ") : [];
+    for (var i = 0; i < parts.length; i += 1) {
+      if (parts[i].indexOf(prefix) === 0) {
+        return decodeURIComponent(parts[i].slice(prefix.length));
+      }
+    }
+    return null;
+  }
+
+  /*
+   * request(path, {method, body, accept}) -> parsed JSON, text or null.
+   * Non-2xx responses throw ApiError carrying an RFC 9457 problem object
+   * (synthesised when the server did not send one).
+   */
+  function request(path, options) {
+    options = options || {};
+    var headers = { Accept: options.accept || "application/json, application/problem+json" };
+    var init = {
+      method: options.method || "GET",
+      headers: headers,
+      credentials: "same-origin",
+      cache: "no-store"
+    };
+    if (options.body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(options.body);
+      /* Litestar's CSRF middleware defaults; harmless when CSRF is off. */
+      var csrf = readCookie("csrftoken");
+      if (csrf) {
+        headers["X-CSRFToken"] = csrf;
+      }
+    }
+
+    return fetch(API + path, init).then(
+      function (response) {
+        var contentType = response.headers.get("Content-Type") || "";
+        var isJson = /[/+]json\b/i.test(contentType);
+        if (!response.ok) {
+          var body = isJson ? response.json() : response.text();
+          return body.then(null, function () { return null; }).then(function (payload) {
+            var problem = isObject(payload) ? payload : {
+              title: response.statusText || "Request failed",
+              detail: typeof payload === "string" && payload.length < 500 ? payload.trim() : null
+            };
+            if (!problem.status) {
+              problem.status = response.status;
+            }
+            if (!problem.title) {
+              problem.title = response.statusText || "Request failed";
+            }
+            throw new ApiError(problem, response.status);
+          });
+        }
+        if (response.status === 204) {
+          return null;
+        }
+        if (options.withType) {
+          var isText = isJson || /^text\//i.test(contentType);
+          return (isText ? response.text() : Promise.resolve(null)).then(function (text) {
+            return { contentType: contentType, text: text };
+          });
+        }
+        return isJson ? response.json() : response.text();
+      },
+      function () {
+        throw new ApiError({
+          title: "Service unreachable",
+          detail: "The sigforge service did not respond. Check that it is running and try again."
+        }, 0);
+      }
+    );
+  }
+
+  function asProblem(err) {
+    if (err instanceof ApiError) {
+      return err.problem;
+    }
+    return { title: "Unexpected error", detail: err && err.message ? err.message : String(err) };
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Problem rendering                                                   */
+  /* ------------------------------------------------------------------ */
+
+  function validLocation(location) {
+    return isObject(location) && typeof location.line === "number" && location.line >= 1;
+  }
+
+  function locationText(location) {
+    var text = "line " + location.line;
+    if (typeof location.column === "number") {
+      text += ", column " + location.column;
+    }
+    return text;
+  }
+
+  /*
+   * Fill `box` with a problem (RFC 9457 object or Translation.error).
+   * opts.onLocation(location) adds a "Go to line" button when a location
+   * is present and can be shown in the editor.
+   */
+  function renderProblem(box, problem, opts) {
+    opts = opts || {};
+    clear(box);
+    if (!problem) {
+      box.hidden = true;
+      return;
+    }
+    box.appendChild(h("p", { class: "problem__title", text: problem.title || "Error" }));
+    if (problem.detail) {
+      box.appendChild(h("p", { class: "problem__detail", text: problem.detail }));
+    }
+
+    if (Array.isArray(problem.errors) && problem.errors.length) {
+      var list = h("ul", { class: "problem__list" });
+      problem.errors.slice(0, 20).forEach(function (item) {
+        var text;
+        if (isObject(item)) {
+          var where = item.pointer || item.key || item.loc || item.field;
+          var what = item.detail || item.message || item.msg || item.title || JSON.stringify(item);
+          text = (where ? String(where) + ": " : "") + String(what);
+        } else {
+          text = String(item);
+        }
+        list.appendChild(h("li", { text: text }));
+      });
+      box.appendChild(list);
+    }
+
+    var facts = [];
+    if (validLocation(problem.location)) {
+      facts.push(["Location", locationText(problem.location)]);
+    }
+    if (problem.pointer) {
+      facts.push(["Field", String(problem.pointer)]);
+    }
+    if (problem.code) {
+      facts.push(["Code", String(problem.code)]);
+    }
+    if (problem.status) {
+      facts.push(["HTTP", String(problem.status)]);
+    }
+    if (problem.request_id) {
+      facts.push(["Request ID", String(problem.request_id)]);
+    }
+    if (facts.length) {
+      var dl = h("dl", { class: "problem__facts" });
+      facts.forEach(function (fact) {
+        dl.appendChild(h("div", null, [h("dt", { text: fact[0] }), h("dd", { text: fact[1] })]));
+      });
+      box.appendChild(dl);
+    }
+
+    if (validLocation(problem.location) && opts.onLocation) {
+      var loc = problem.location;
+      var go = h("button", {
+        type: "button",
+        class: "button button--small",
+        text: "Show " + locationText(loc) + " in editor"
+      });
+      go.addEventListener("click", function () {
+        opts.onLocation(loc);
+      });
+      box.appendChild(h("p", { class: "problem__actions" }, [go]));
+    }
+    box.hidden = false;
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Source editor: line gutter + error line marker                      */
+  /* ------------------------------------------------------------------ */
+
+  var editor = {
+    textarea: null,
+    gutter: null,
+    band: null,
+    lineCount: 0,
+    markedLine: null
+  };
+
+  function lineHeightPx() {
+    var style = window.getComputedStyle(editor.textarea);
+    var lh = parseFloat(style.lineHeight);
+    if (isFinite(lh) && lh > 0 && lh < 4 && !/px$/.test(style.lineHeight)) {
+      lh *= parseFloat(style.fontSize); /* unitless line-height */
+    }
+    if (!isFinite(lh)) {
+      lh = parseFloat(style.fontSize) * 1.5;
+    }
+    return isFinite(lh) && lh > 0 ? lh : 21;
+  }
+
+  function paddingTopPx() {
+    return parseFloat(window.getComputedStyle(editor.textarea).paddingTop) || 0;
+  }
+
+  function updateGutter() {
+    var count = editor.textarea.value.split("\n").length;
+    if (count !== editor.lineCount) {
+      editor.lineCount = count;
+      var numbers = [];
+      for (var i = 1; i <= count; i += 1) {
+        numbers.push(String(i));
+      }
+      editor.gutter.textContent = numbers.join("\n") + "\n\n";
+    }
+    syncScroll();
+  }
+
+  function syncScroll() {
+    editor.gutter.scrollTop = editor.textarea.scrollTop;
+    positionBand();
+  }
+
+  function positionBand() {
+    if (editor.markedLine === null) {
+      editor.band.hidden = true;
+      return;
+    }
+    var top = paddingTopPx() + (editor.markedLine - 1) * lineHeightPx() - editor.textarea.scrollTop;
+    editor.band.style.top = top + "px";
+    editor.band.style.height = lineHeightPx() + "px";
+    editor.band.hidden = false;
+  }
+
+  function offsetFor(text, line, column) {
+    var lines = text.split("\n");
+    var lineIndex = Math.min(Math.max(line, 1), lines.length) - 1;
+    var offset = 0;
+    for (var i = 0; i < lineIndex; i += 1) {
+      offset += lines[i].length + 1;
+    }
+    var col = typeof column === "number" ? column - COLUMN_BASE : 0;
+    col = Math.min(Math.max(col, 0), lines[lineIndex].length);
+    return offset + col;
+  }
+
+  function markLocation(location, focus) {
+    var text = editor.textarea.value;
+    var maxLine = text.split("\n").length;
+    var line = Math.min(Math.max(location.line, 1), maxLine);
+    editor.markedLine = line;
+    editor.textarea.setAttribute("aria-invalid", "true");
+
+    $("source-location-text").textContent = "Error at " + locationText(location) + ".";
+    $("source-location").hidden = false;
+
+    if (focus) {
+      var pos = offsetFor(text, location.line, location.column);
+      var end = pos;
+      if (typeof location.end_line === "number" && typeof location.end_column === "number") {
+        end = Math.max(pos, offsetFor(text, location.end_line, location.end_column));
+      }
+      editor.textarea.focus();
+      editor.textarea.setSelectionRange(pos, end);
+      var lh = lineHeightPx();
+      var wanted = (line - 1) * lh - editor.textarea.clientHeight / 3;
+      editor.textarea.scrollTop = Math.max(0, wanted);
+    }
+    editor.lastLocation = location;
+    syncScroll();
+  }
+
+  function clearLocation() {
+    editor.markedLine = null;
+    editor.lastLocation = null;
+    editor.textarea.removeAttribute("aria-invalid");
+    $("source-location").hidden = true;
+    $("source-location-text").textContent = "";
+    positionBand();
+  }
+
+  function initEditor() {
+    editor.textarea = $("source");
+    editor.gutter = $("editor-gutter");
+    editor.band = $("editor-band");
+    editor.textarea.value = EXAMPLE;
+    editor.textarea.addEventListener("input", updateGutter);
+    editor.textarea.addEventListener("scroll", syncScroll);
+    window.addEventListener("resize", positionBand);
+    $("reset-example").addEventListener("click", function () {
+      editor.textarea.value = EXAMPLE;
+      clearLocation();
+      updateGutter();
+      editor.textarea.focus();
+    });
+    $("source-location-go").addEventListener("click", function () {
+      if (editor.lastLocation) {
+        markLocation(editor.lastLocation, true);
+      }
+    });
+    updateGutter();
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Targets                                                             */
+  /* ------------------------------------------------------------------ */
+
+  var targets = [];
+
+  function currentTarget() {
+    var name = $("target").value;
+    for (var i = 0; i < targets.length; i += 1) {
+      if (targets[i].name === name) {
+        return targets[i];
+      }
+    }
+    return null;
+  }
+
+  function fillDtypes() {
+    var select = $("input-dtype");
+    var previous = select.value;
+    var target = currentTarget();
+    clear(select);
+    var dtypes = target && Array.isArray(target.input_dtypes) ? target.input_dtypes : [];
+    dtypes.forEach(function (dtype) {
+      select.appendChild(h("option", { value: dtype, text: dtype }));
+    });
+    if (dtypes.indexOf(previous) !== -1) {
+      select.value = previous;
+    }
+    select.disabled = dtypes.length === 0;
+    $("target-description").textContent = target && target.description ? target.description : "";
+  }
+
+  function loadTargets() {
+    var select = $("target");
+    return request("/targets").then(function (payload) {
+      targets = payload && Array.isArray(payload.targets) ? payload.targets : [];
+      clear(select);
+      if (!targets.length) {
+        select.appendChild(h("option", { value: "", text: "No targets available" }));
+        select.disabled = true;
+      } else {
+        targets.forEach(function (target) {
+          select.appendChild(h("option", { value: target.name, text: target.name }));
+        });
+        select.disabled = false;
+      }
+      fillDtypes();
+      $("submit").disabled = !targets.length;
+    }, function (err) {
+      clear(select);
+      select.appendChild(h("option", { value: "", text: "Targets unavailable" }));
+      select.disabled = true;
+      $("input-dtype").disabled = true;
+      $("submit").disabled = true;
+      var problem = asProblem(err);
+      renderProblem($("form-problem"), {
+        title: "Could not load targets",
+        detail: problem.detail || problem.title,
+        status: problem.status
+      });
+    });
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Submit                                                              */
+  /* ------------------------------------------------------------------ */
+
+  /* id -> source text submitted from this page (to map error lines back). */
+  var submittedSources = {};
+
+  var FIELD_BY_POINTER = {
+    "/source": "source",
+    "/target": "target",
+    "/input_dtype": "input-dtype",
+    "/frame_length": "frame-length",
+    "/entry": "entry"
+  };
+
+  function clearFieldErrors() {
+    Object.keys(FIELD_BY_POINTER).forEach(function (pointer) {
+      var field = $(FIELD_BY_POINTER[pointer]);
+      if (field) {
+        field.removeAttribute("aria-invalid");
+      }
+    });
+  }
+
+  function markField(pointer) {
+    var id = FIELD_BY_POINTER[String(pointer || "").replace(/^#/, "")];
+    if (!id) {
+      return null;
+    }
+    var field = $(id);
+    field.setAttribute("aria-invalid", "true");
+    return field;
+  }
+
+  function showFormProblem(problem) {
+    renderProblem($("form-problem"), problem, {
+      onLocation: function (loc) {
+        markLocation(loc, true);
+      }
+    });
+    var field = markField(problem.pointer);
+    if (validLocation(problem.location)) {
+      markLocation(problem.location, true);
+    } else if (field) {
+      field.focus();
+    }
+  }
+
+  function onSubmit(event) {
+    event.preventDefault();
+    var button = $("submit");
+    if (button.disabled) {
+      return;
+    }
+    clearFieldErrors();
+    clearLocation();
+    $("form-problem").hidden = true;
+
+    var source = editor.textarea.value;
+    var frameLength = Number($("frame-length").value);
+    var entry = $("entry").value.trim();
+
+    if (!source.trim()) {
+      showFormProblem({ title: "Source is empty", detail: "Paste the algorithm to translate.", pointer: "/source" });
+      return;
+    }
+    if (!Number.isInteger(frameLength) || frameLength < 1) {
+      showFormProblem({ title: "Invalid frame length", detail: "Frame length must be a positive whole number.", pointer: "/frame_length" });
+      return;
+    }
+    if (!$("target").value || !$("input-dtype").value) {
+      showFormProblem({ title: "Choose a target", detail: "Select a target and an input dtype.", pointer: "/target" });
+      return;
+    }
+
+    var payload = {
+      source: source,
+      target: $("target").value,
+      input_dtype: $("input-dtype").value,
+      frame_length: frameLength,
+      entry: entry === "" ? null : entry
+    };
+
+    button.disabled = true;
+    button.textContent = "Submitting…";
+    request("/translations", { method: "POST", body: payload }).then(function (translation) {
+      if (translation && translation.id) {
+        submittedSources[translation.id] = source;
+        openTranslation(translation.id, translation);
+        loadRecent();
+      }
+    }, function (err) {
+      showFormProblem(asProblem(err));
+    }).then(function () {
+      button.disabled = false;
+      button.textContent = "Translate";
+    });
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Translation view + polling                                          */
+  /* ------------------------------------------------------------------ */
+
+  var view = {
+    id: null,
+    generation: 0,
+    timer: null,
+    lastStatus: null,
+    failures: 0,
+    files: [],
+    fileCache: {}
+  };
+
+  function metaRow(dl, label, value, mono) {
+    if (value === null || value === undefined || value === "") {
+      return;
+    }
+    var dd = h("dd", null, [mono ? h("code", { class: "mono break", text: value }) : String(value)]);
+    dl.appendChild(h("div", { class: "meta__item" }, [h("dt", { text: label }), dd]));
+  }
+
+  function renderSteps(status) {
+    var order = { queued: 0, running: 1 };
+    var current = Object.prototype.hasOwnProperty.call(order, status) ? order[status] : 2;
+    var items = $("t-steps").querySelectorAll("li");
+    for (var i = 0; i < items.length; i += 1) {
+      var li = items[i];
+      li.className = i < current ? "is-done" : i === current ? "is-current" : "";
+      if (i === current) {
+        li.setAttribute("aria-current", "step");
+      } else {
+        li.removeAttribute("aria-current");
+      }
+      if (li.getAttribute("data-step") === "done") {
+        li.textContent = TERMINAL[status] ? statusLabel(status) : "Done";
+        if (TERMINAL[status]) {
+          li.className += " is-" + status.replace(/_/g, "-");
+        }
+      }
+    }
+  }
+
+  function renderTranslation(t) {
+    $("t-id").textContent = t.id;
+    var badge = $("t-status");
+    if (view.lastStatus !== t.status) {
+      badge.textContent = statusLabel(t.status);
+      badge.className = statusClass(t.status);
+      view.lastStatus = t.status;
+    }
+    renderSteps(t.status);
+
+    var dl = $("t-meta");
+    clear(dl);
+    metaRow(dl, "Target", t.target);
+    metaRow(dl, "Input dtype", t.input_dtype);
+    metaRow(dl, "Frame length", t.frame_length);
+    metaRow(dl, "Entry point", t.entry || "(automatic)");
+    metaRow(dl, "Created", fmtDate(t.created_at));
+    if (t.started_at) {
+      metaRow(dl, "Started", fmtDate(t.started_at));
+    }
+    if (t.finished_at) {
+      metaRow(dl, "Finished", fmtDate(t.finished_at));
+      metaRow(dl, "Run time", fmtDuration(t.started_at || t.created_at, t.finished_at));
+    }
+    if (typeof t.max_abs_error === "number") {
+      metaRow(dl, "Max abs error", fmtNumber(t.max_abs_error));
+    }
+    if (typeof t.attempts === "number" && t.attempts > 1) {
+      metaRow(dl, "Attempts", t.attempts);
+    }
+
+    /* GET /translations/{id} also returns the submitted source. */
+    if (typeof t.source === "string") {
+      submittedSources[t.id] = t.source;
+    }
+    $("t-edit-source").hidden = typeof t.source !== "string" || t.source === editor.textarea.value;
+    view.translation = t;
+
+    var problemBox = $("t-problem");
+    if (isObject(t.error)) {
+      var editable = submittedSources[t.id] !== undefined && submittedSources[t.id] === editor.textarea.value;
+      renderProblem(problemBox, t.error, editable ? {
+        onLocation: function (loc) {
+          markLocation(loc, true);
+        }
+      } : null);
+      if (editable && validLocation(t.error.location) && editor.markedLine === null) {
+        markLocation(t.error.location, false);
+      }
+    } else {
+      clear(problemBox);
+      problemBox.hidden = true;
+    }
+
+    if (t.artifact_sha256) {
+      $("t-artifact").setAttribute("href", API + "/translations/" + enc(t.id) + "/artifact");
+      $("t-artifact").setAttribute("download", "sigforge-" + t.id + ".tar.gz");
+      $("t-artifact-sha").textContent = t.artifact_sha256;
+      $("t-artifact-row").hidden = false;
+    } else {
+      $("t-artifact-row").hidden = true;
+    }
+    markRecentCurrent();
+  }
+
+  /* Put a loaded translation's source and settings back into the form. */
+  function editSource() {
+    var t = view.translation;
+    if (!t || typeof t.source !== "string") {
+      return;
+    }
+    editor.textarea.value = t.source;
+    clearLocation();
+    updateGutter();
+    if (t.target && currentTarget() && currentTarget().name !== t.target) {
+      $("target").value = t.target;
+      fillDtypes();
+    } else if (t.target) {
+      $("target").value = t.target;
+    }
+    if (t.input_dtype) {
+      $("input-dtype").value = t.input_dtype;
+    }
+    if (typeof t.frame_length === "number") {
+      $("frame-length").value = String(t.frame_length);
+    }
+    $("entry").value = t.entry || "";
+    $("t-edit-source").hidden = true;
+    if (isObject(t.error) && validLocation(t.error.location)) {
+      markLocation(t.error.location, true);
+    } else {
+      editor.textarea.focus();
+    }
+    $("translate-form").scrollIntoView({ block: "start" });
+  }
+
+  function resetResultSections() {
+    $("t-report").hidden = true;
+    clear($("report-body"));
+    $("t-files").hidden = true;
+    clear($("file-tabs"));
+    $("file-panel").hidden = true;
+    $("files-empty").hidden = true;
+    $("t-artifact-row").hidden = true;
+    clear($("t-problem"));
+    $("t-problem").hidden = true;
+    $("t-edit-source").hidden = true;
+    view.translation = null;
+    view.files = [];
+    view.fileCache = {};
+  }
+
+  function openTranslation(id, initial) {
+    view.generation += 1;
+    window.clearTimeout(view.timer);
+    view.id = id;
+    view.lastStatus = null;
+    view.failures = 0;
+    resetResultSections();
+
+    var section = $("translation");
+    section.hidden = false;
+    $("t-id").textContent = id;
+    $("t-status").textContent = "Loading…";
+    $("t-status").className = "badge badge--unknown";
+    clear($("t-meta"));
+
+    if (window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", "#t=" + enc(id));
+    }
+
+    section.scrollIntoView({ block: "nearest" });
+
+    var generation = view.generation;
+    if (initial) {
+      renderTranslation(initial);
+      if (TERMINAL[initial.status]) {
+        loadResults(generation, initial);
+        return;
+      }
+      view.timer = window.setTimeout(function () { poll(generation, id); }, POLL_MS);
+    } else {
+      poll(generation, id);
+    }
+  }
+
+  function poll(generation, id) {
+    request("/translations/" + enc(id)).then(function (t) {
+      if (generation !== view.generation) {
+        return;
+      }
+      view.failures = 0;
+      renderTranslation(t);
+      if (TERMINAL[t.status]) {
+        loadResults(generation, t);
+        loadRecent();
+      } else {
+        view.timer = window.setTimeout(function () { poll(generation, id); }, POLL_MS);
+      }
+    }, function (err) {
+      if (generation !== view.generation) {
+        return;
+      }
+      var transient = err instanceof ApiError && (err.status === 0 || err.status >= 500 || err.status === 429);
+      view.failures += 1;
+      if (transient && view.failures < 10) {
+        view.timer = window.setTimeout(function () { poll(generation, id); }, POLL_MS * Math.min(view.failures + 1, 6));
+        return;
+      }
+      renderProblem($("t-problem"), asProblem(err));
+      $("t-status").textContent = "Unavailable";
+      $("t-status").className = "badge badge--unknown";
+    });
+  }
+
+  function loadResults(generation, t) {
+    loadReport(generation, t);
+    loadFiles(generation, t);
+  }
+
+  /* ---- verification report ---- */
+
+  function cellContent(value) {
+    if (value === null || value === undefined) {
+      return { text: "—", cls: "muted" };
+    }
+    if (typeof value === "number") {
+      return { text: fmtNumber(value), cls: "num", title: String(value) };
+    }
+    if (typeof value === "boolean") {
+      return { text: value ? "pass" : "fail", cls: value ? "ok" : "bad" };
+    }
+    if (typeof value === "string") {
+      return { text: value };
+    }
+    var json = JSON.stringify(value);
+    return { text: json.length > 120 ? json.slice(0, 117) + "…" : json, cls: "mono", title: json };
+  }
+
+  function renderReport(report) {
+    var body = $("report-body");
+    clear(body);
+
+    if (!isObject(report)) {
+      body.appendChild(h("pre", { class: "code", text: String(report) }));
+      return;
+    }
+
+    var summary = h("div", { class: "report-summary" });
+    if (typeof report.verified === "boolean") {
+      summary.appendChild(h("p", {
+        class: "verdict " + (report.verified ? "verdict--ok" : "verdict--bad"),
+        text: report.verified ? "✔ Verified: output matches the reference" : "✘ Not verified: output differs from the reference"
+      }));
+    }
+
+    var facts = h("dl", { class: "meta" });
+    if (typeof report.max_abs_error === "number") {
+      metaRow(facts, "Max abs error", fmtNumber(report.max_abs_error));
+    }
+    var extras = [];
+    Object.keys(report).forEach(function (key) {
+      if (key === "verified" || key === "max_abs_error" || key === "vectors") {
+        return;
+      }
+      var value = report[key];
+      if (value === null || typeof value !== "object") {
+        var c = cellContent(value);
+        metaRow(facts, humanKey(key), typeof value === "boolean" ? (value ? "yes" : "no") : c.text);
+      } else {
+        extras.push(key);
+      }
+    });
+    if (facts.firstChild) {
+      summary.appendChild(facts);
+    }
+    body.appendChild(summary);
+
+    var vectors = Array.isArray(report.vectors) ? report.vectors.filter(isObject) : [];
+    if (vectors.length) {
+      var columns = ["name"];
+      vectors.forEach(function (vec) {
+        Object.keys(vec).forEach(function (key) {
+          if (columns.indexOf(key) === -1) {
+            columns.push(key);
+          }
+        });
+      });
+      var headRow = h("tr", null, columns.map(function (key) {
+        var numeric = vectors.some(function (vec) { return typeof vec[key] === "number"; });
+        return h("th", { scope: "col", class: numeric ? "num" : null, title: key, text: humanKey(key) });
+      }));
+      var tbody = h("tbody", null, vectors.map(function (vec) {
+        return h("tr", null, columns.map(function (key, index) {
+          var c = cellContent(vec[key]);
+          return h(index === 0 ? "th" : "td", {
+            scope: index === 0 ? "row" : null,
+            class: c.cls || null,
+            title: c.title || null,
+            text: c.text
+          });
+        }));
+      }));
+      var table = h("table", { class: "table" }, [
+        h("caption", { text: "Per-vector metrics (" + vectors.length + ")" }),
+        h("thead", null, [headRow]),
+        tbody
+      ]);
+      body.appendChild(h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Per-vector metrics" }, [table]));
+    } else {
+      body.appendChild(h("p", { class: "hint", text: "The report lists no test vectors." }));
+    }
+
+    extras.forEach(function (key) {
+      body.appendChild(h("details", { class: "details" }, [
+        h("summary", { text: humanKey(key) }),
+        h("pre", { class: "code", text: JSON.stringify(report[key], null, 2) })
+      ]));
+    });
+
+    body.appendChild(h("details", { class: "details" }, [
+      h("summary", { text: "Raw report (JSON)" }),
+      h("pre", { class: "code", text: JSON.stringify(report, null, 2) })
+    ]));
+  }
+
+  function loadReport(generation, t) {
+    var section = $("t-report");
+    var body = $("report-body");
+    clear(body);
+    body.appendChild(h("p", { class: "hint", text: "Loading verification report…" }));
+    section.hidden = false;
+    request("/translations/" + enc(t.id) + "/report").then(function (report) {
+      if (generation !== view.generation) {
+        return;
+      }
+      renderReport(report);
+    }, function (err) {
+      if (generation !== view.generation) {
+        return;
+      }
+      clear(body);
+      if (err instanceof ApiError && (err.status === 404 || err.status === 409)) {
+        body.appendChild(h("p", {
+          class: "hint",
+          text: t.status === "failed"
+            ? "No verification report: the translation failed before verification."
+            : "No verification report is available for this translation."
+        }));
+        return;
+      }
+      var box = h("div", { class: "problem", role: "alert" });
+      body.appendChild(box);
+      renderProblem(box, asProblem(err));
+    });
+  }
+
+  /* ---- generated files ---- */
+
+  function fileUrl(id, path) {
+    return API + "/translations/" + enc(id) + "/files/" + encPath(path);
+  }
+
+  function loadFiles(generation, t) {
+    var section = $("t-files");
+    var empty = $("files-empty");
+    request("/translations/" + enc(t.id) + "/files").then(function (payload) {
+      if (generation !== view.generation) {
+        return;
+      }
+      var files = payload && Array.isArray(payload.files) ? payload.files.filter(function (f) {
+        return isObject(f) && typeof f.path === "string";
+      }) : [];
+      view.files = files;
+      section.hidden = false;
+      if (!files.length) {
+        empty.textContent = "No generated files.";
+        empty.hidden = false;
+        return;
+      }
+      empty.hidden = true;
+      renderFileTabs(generation, t.id, files);
+    }, function (err) {
+      if (generation !== view.generation) {
+        return;
+      }
+      if (err instanceof ApiError && (err.status === 404 || err.status === 409)) {
+        if (t.status !== "failed") {
+          section.hidden = false;
+          empty.textContent = "No generated files are available for this translation.";
+          empty.hidden = false;
+        }
+        return;
+      }
+      section.hidden = false;
+      empty.textContent = "Could not list generated files: " + (asProblem(err).detail || asProblem(err).title);
+      empty.hidden = false;
+    });
+  }
+
+  function renderFileTabs(generation, id, files) {
+    var tablist = $("file-tabs");
+    clear(tablist);
+    var tabs = files.map(function (file, index) {
+      var tab = h("button", {
+        type: "button",
+        role: "tab",
+        id: "file-tab-" + index,
+        class: "tab",
+        "aria-selected": "false",
+        "aria-controls": "file-panel",
+        tabindex: "-1",
+        title: file.path,
+        text: file.path
+      });
+      tab.addEventListener("click", function () {
+        selectFile(generation, id, index);
+      });
+      tab.addEventListener("keydown", function (event) {
+        var next = null;
+        if (event.key === "ArrowRight" || event.key === "ArrowDown") {
+          next = (index + 1) % files.length;
+        } else if (event.key === "ArrowLeft" || event.key === "ArrowUp") {
+          next = (index - 1 + files.length) % files.length;
+        } else if (event.key === "Home") {
+          next = 0;
+        } else if (event.key === "End") {
+          next = files.length - 1;
+        }
+        if (next !== null) {
+          event.preventDefault();
+          selectFile(generation, id, next);
+          $("file-tab-" + next).focus();
+        }
+      });
+      tablist.appendChild(tab);
+      return tab;
+    });
+    if (tabs.length) {
+      selectFile(generation, id, pickDefaultFile(files));
+    }
+  }
+
+  /* Prefer a source file over build metadata for the initial tab. */
+  function pickDefaultFile(files) {
+    var preferred = /\.(c|h|cc|cpp|hpp|cu|rs|py|v|sv|vhd|vhdl)$/i;
+    for (var i = 0; i < files.length; i += 1) {
+      if (preferred.test(files[i].path)) {
+        return i;
+      }
+    }
+    return 0;
+  }
+
+  function selectFile(generation, id, index) {
+    var file = view.files[index];
+    if (!file) {
+      return;
+    }
+    var tabs = $("file-tabs").querySelectorAll("[role=tab]");
+    for (var i = 0; i < tabs.length; i += 1) {
+      var selected = i === index;
+      tabs[i].setAttribute("aria-selected", selected ? "true" : "false");
+      tabs[i].setAttribute("tabindex", selected ? "0" : "-1");
+    }
+    var panel = $("file-panel");
+    panel.setAttribute("aria-labelledby", "file-tab-" + index);
+    panel.hidden = false;
+
+    var metaParts = [file.path];
+    if (typeof file.size === "number") {
+      metaParts.push(fmtBytes(file.size));
+    }
+    if (file.sha256) {
+      metaParts.push("sha256 " + file.sha256);
+    }
+    $("file-meta").textContent = metaParts.join(" · ");
+    $("file-raw").setAttribute("href", fileUrl(id, file.path));
+
+    var code = $("file-code");
+    if (typeof file.size === "number" && file.size > MAX_INLINE_FILE_BYTES) {
+      code.textContent = "File is too large to show here (" + fmtBytes(file.size) + "). Use “Open raw”.";
+      return;
+    }
+    if (Object.prototype.hasOwnProperty.call(view.fileCache, file.path)) {
+      code.textContent = view.fileCache[file.path];
+      return;
+    }
+    code.textContent = "Loading " + file.path + "…";
+    request("/translations/" + enc(id) + "/files/" + encPath(file.path), { accept: "text/plain, */*", withType: true }).then(function (result) {
+      if (generation !== view.generation) {
+        return;
+      }
+      var content = result.text !== null
+        ? result.text
+        : "Binary file (" + (fmtBytes(file.size) || result.contentType || "not text") + "). Use “Open raw” to download it.";
+      view.fileCache[file.path] = content;
+      if ($("file-tab-" + index).getAttribute("aria-selected") === "true") {
+        code.textContent = content;
+      }
+    }, function (err) {
+      if (generation !== view.generation) {
+        return;
+      }
+      var problem = asProblem(err);
+      code.textContent = "Could not load file: " + (problem.detail || problem.title);
+    });
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Recent translations                                                 */
+  /* ------------------------------------------------------------------ */
+
+  var recent = { cursor: null, loading: false };
+
+  function recentItem(t) {
+    var button = h("button", { type: "button", class: "recent__item", "data-id": t.id }, [
+      h("span", { class: "recent__row" }, [
+        h("span", { class: statusClass(t.status), text: statusLabel(t.status) }),
+        h("time", { class: "recent__time", datetime: t.created_at || null, title: fmtDate(t.created_at), text: fmtRelative(t.created_at) })
+      ]),
+      h("span", { class: "recent__row" }, [
+        h("code", { class: "mono recent__id", text: String(t.id).slice(0, 12) }),
+        h("span", { class: "recent__detail", text: [t.target, t.input_dtype, t.frame_length].filter(function (x) { return x !== null && x !== undefined; }).join(" · ") })
+      ])
+    ]);
+    button.setAttribute("aria-label", "Translation " + t.id + ", " + statusLabel(t.status) + ", " + (t.target || "") + ", created " + fmtDate(t.created_at));
+    button.addEventListener("click", function () {
+      openTranslation(t.id, null);
+    });
+    return h("li", null, [button]);
+  }
+
+  function markRecentCurrent() {
+    var items = $("recent-list").querySelectorAll(".recent__item");
+    for (var i = 0; i < items.length; i += 1) {
+      if (items[i].getAttribute("data-id") === String(view.id)) {
+        items[i].setAttribute("aria-current", "true");
+      } else {
+        items[i].removeAttribute("aria-current");
+      }
+    }
+  }
+
+  function loadRecent(append) {
+    if (recent.loading) {
+      return;
+    }
+    recent.loading = true;
+    var status = $("recent-status");
+    var list = $("recent-list");
+    var more = $("recent-more");
+    var query = "?limit=" + RECENT_LIMIT;
+    if (append && recent.cursor) {
+      query += "&" + CURSOR_PARAM + "=" + enc(recent.cursor);
+    }
+    status.textContent = "Loading…";
+    request("/translations" + query).then(function (page) {
+      var items = page && Array.isArray(page.items) ? page.items.filter(isObject) : [];
+      if (!append) {
+        clear(list);
+      }
+      items.forEach(function (t) {
+        list.appendChild(recentItem(t));
+      });
+      recent.cursor = page && page.next_cursor ? page.next_cursor : null;
+      more.hidden = !recent.cursor;
+      status.textContent = list.childNodes.length ? "" : "No translations yet.";
+      markRecentCurrent();
+    }, function (err) {
+      var problem = asProblem(err);
+      status.textContent = "Could not load recent translations: " + (problem.detail || problem.title);
+    }).then(function () {
+      recent.loading = false;
+    });
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Boot                                                                */
+  /* ------------------------------------------------------------------ */
+
+  function idFromHash() {
+    var match = /^#t=(.+)$/.exec(window.location.hash || "");
+    if (!match) {
+      return null;
+    }
+    try {
+      return decodeURIComponent(match[1]);
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function init() {
+    initEditor();
+    $("submit").disabled = true;
+    $("target").addEventListener("change", fillDtypes);
+    $("translate-form").addEventListener("submit", onSubmit);
+    $("recent-refresh").addEventListener("click", function () { loadRecent(false); });
+    $("recent-more").addEventListener("click", function () { loadRecent(true); });
+    $("t-edit-source").addEventListener("click", editSource);
+
+    loadTargets();
+    loadRecent(false);
+
+    var fromHash = idFromHash();
+    if (fromHash) {
+      openTranslation(fromHash, null);
+    }
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

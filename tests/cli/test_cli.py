@@ -1,0 +1,161 @@
+"""The ``sigforge`` command: translate's exit codes and summary, db commands, and `up` bringing the box up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from support import REPO_ROOT, child_env
+
+SOURCE = """\
+from scipy import signal
+
+TAPS = signal.firwin(31, 0.25)
+
+def lowpass(x):
+    return 2.0 * signal.lfilter(TAPS, 1.0, x)[::2]
+"""
+
+
+def sigforge(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sigforge", *args],
+        env=child_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_translate_verified_writes_the_artifact(tmp_path: Path) -> None:
+    src = tmp_path / "lowpass.py"
+    src.write_text(SOURCE)
+    out = tmp_path / "out"
+    result = sigforge(
+        "translate",
+        str(src),
+        "--target",
+        "host-c",
+        "--input-dtype",
+        "float32",
+        "--frame",
+        "128",
+        "--out",
+        str(out),
+        env={"SIGFORGE_DATA_DIR": str(tmp_path / "d")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("VERIFIED")
+    assert "max abs error" in result.stdout
+    for name in ("Makefile", "interface.json", "report.json", "MANIFEST.sha256"):
+        assert (out / name).is_file(), name
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("def f(x):\n    return x[::\n", "line 2"),
+        ("import numpy as np\n\ndef f(x):\n    return np.fft.fft(x)\n", "line 4"),
+    ],
+)
+def test_translate_bad_input_exits_2_with_location(tmp_path: Path, source: str, expected: str) -> None:
+    src = tmp_path / "bad.py"
+    src.write_text(source)
+    result = sigforge("translate", str(src), "--frame", "64", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists(), "nothing is written for bad input"
+
+
+def test_translate_missing_file_and_unknown_target_exit_2(tmp_path: Path) -> None:
+    assert (
+        sigforge("translate", str(tmp_path / "nope.py"), "--frame", "64", "--out", str(tmp_path / "o")).returncode == 2
+    )
+    src = tmp_path / "ok.py"
+    src.write_text(SOURCE)
+    result = sigforge("translate", str(src), "--target", "vax", "--frame", "64", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "vax" in result.stderr
+
+
+def test_bad_setting_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = sigforge("db", "current", env={"SIGFORGE_SERVER_PORT": "http"})
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "server.port" in result.stderr
+
+
+def test_db_upgrade_current_check(tmp_path: Path) -> None:
+    env = {"SIGFORGE_DATA_DIR": str(tmp_path)}
+    assert "status:  empty" in sigforge("db", "current", env=env).stdout
+    assert sigforge("db", "upgrade", env=env).returncode == 0
+    assert "status:  at_head" in sigforge("db", "current", env=env).stdout
+    check = sigforge("db", "check", env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = sigforge("serve", env={"SIGFORGE_DATA_DIR": str(tmp_path)}, timeout=60)
+    assert result.returncode == 3
+    assert "sigforge db upgrade" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_make_run_brings_the_appliance_up_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    port = _free_port()
+    env = child_env(SIGFORGE_DATA_DIR=str(tmp_path / "data"), SIGFORGE_SERVER_PORT=str(port))
+    # -o: the suite already runs inside the bootstrapped venv; do not let make reinstall it here.
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", "run"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as ready:
+                    assert ready.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the appliance did not come up"
+                time.sleep(0.3)
+        assert proc.poll() is None, proc.communicate()[0].decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as console:
+            assert b"sigforge" in console.read().lower()
+        assert (tmp_path / "data" / "sigforge.sqlite3").is_file()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole foreground group
+        output = proc.communicate(timeout=60)[0].decode()
+    assert "sigforge is up" in output
+    assert "Traceback" not in output
+    assert "Killing worker process" not in output, "Ctrl-C must stop the workers gracefully, once"
+    deadline = time.monotonic() + 30
+    while True:  # the worker pool went down with the service: nothing of the group is left
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "processes of `make run` outlived it"
+        time.sleep(0.2)

@@ -1,0 +1,82 @@
+"""Suite-wide fixtures: the network guard, child-process environment, service helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import _netguard
+
+_netguard.install()
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read the developer's SIGFORGE_* environment or a stray sigforge.toml."""
+    for key in list(os.environ):
+        if key.startswith("SIGFORGE_"):
+            monkeypatch.delenv(key, raising=False)
+
+
+# --- databases built from migrations (never create_all) -------------------------------------------------------------
+
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+from realservices import POSTGRES_URL, require_service  # noqa: E402
+
+
+def _migrated(url: str):  # type: ignore[no-untyped-def]
+    from sigforge.db import migrate
+    from sigforge.db.session import Database
+
+    db = Database.from_url(url)
+    migrate.upgrade(db)
+    return db
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'sigforge.sqlite3'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    require_service("postgres")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(POSTGRES_URL)
+    name = f"sftest_{uuid.uuid4().hex[:12]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each storage test runs on SQLite and on PostgreSQL (skipped locally when absent; fatal under CI)."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def db(db_url: str):  # type: ignore[no-untyped-def]
+    database = _migrated(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url: str):  # type: ignore[no-untyped-def]
+    database = _migrated(sqlite_url)
+    yield database
+    database.dispose()
