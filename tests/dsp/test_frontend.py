@@ -221,7 +221,7 @@ def test_frame_length_must_divide_total_decimation() -> None:
     assert parse_python(src, frame_length=12, input_dtype=DType.FLOAT32).outputs[0].out.samples == 2
     with pytest.raises(InvalidInput) as info:
         parse_python(src, frame_length=8, input_dtype=DType.FLOAT32)
-    assert info.value.pointer == "frame_length"
+    assert info.value.pointer == "/frame_length"
     assert "total decimation factor 6" in info.value.message
     assert info.value.location is not None and info.value.location.line == 3
 

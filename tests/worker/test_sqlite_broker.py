@@ -111,11 +111,12 @@ def test_messages_survive_close_and_reopen(db: Path, start_worker: Any) -> None:
         def record(i: int) -> None:
             seen.append(i)
 
-        start_worker(second)
+        worker = start_worker(second)
         wait_for(lambda: len(seen) == 2)
         time.sleep(0.2)
         assert sorted(seen) == [0, 1]
         assert second.queue_stats()["default"] == {**ZERO, "delayed": 1}
+        worker.stop()
     finally:
         second.close()
 
@@ -160,9 +161,10 @@ def test_delayed_message_survives_worker_restart(db: Path, start_worker: Any) ->
         ran.set()
 
     try:
-        start_worker(second)
+        worker = start_worker(second)
         assert ran.wait(5)
         second.join("default", timeout=2000)
+        worker.stop()
     finally:
         second.close()
 

@@ -94,26 +94,26 @@ def _validate(request: TranslationRequest) -> DType:
     if request.target not in SUPPORTED_TARGETS:
         raise UnsupportedTarget(
             f"unknown target {request.target!r}; supported targets: {', '.join(SUPPORTED_TARGETS)}",
-            pointer="target",
+            pointer="/target",
         )
     try:
         dtype = DType(request.input_dtype)
     except ValueError:
         known = ", ".join(d.value for d in DType)
         raise InvalidInput(
-            f"unknown input dtype {request.input_dtype!r}; known: {known}", pointer="input_dtype"
+            f"unknown input dtype {request.input_dtype!r}; known: {known}", pointer="/input_dtype"
         ) from None
     if dtype.value not in SUPPORTED_INPUT_DTYPES:
         raise UnsupportedTarget(
             f"input dtype {dtype.value} is not supported by target {request.target} yet; supported: "
             f"{', '.join(SUPPORTED_INPUT_DTYPES)}",
-            pointer="input_dtype",
+            pointer="/input_dtype",
         )
     if not 1 <= request.frame_length <= MAX_FRAME_LENGTH:
         raise InvalidInput(f"frame_length must be 1..{MAX_FRAME_LENGTH}, got {request.frame_length}",
-                           pointer="frame_length")  # fmt: skip
+                           pointer="/frame_length")  # fmt: skip
     if request.sample_rate is not None and not request.sample_rate > 0:
-        raise InvalidInput(f"sample_rate must be positive, got {request.sample_rate}", pointer="sample_rate")
+        raise InvalidInput(f"sample_rate must be positive, got {request.sample_rate}", pointer="/sample_rate")
     return dtype
 
 

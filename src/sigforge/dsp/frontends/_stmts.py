@@ -207,7 +207,7 @@ def read_module(source: str, entry: str | None, fold: Fold) -> tuple[dict[str, A
         chosen = [f for f in functions if f.name == entry]
         if not chosen:
             names = ", ".join(f.name for f in functions) or "none"
-            raise InvalidAlgorithm(f"entry function `{entry}` is not defined (functions: {names})", pointer="entry")
+            raise InvalidAlgorithm(f"entry function `{entry}` is not defined (functions: {names})", pointer="/entry")
         return scope, _entry(chosen[0])
     public = [f for f in functions if not f.name.startswith("_")]
     if len(public) != 1:
@@ -216,6 +216,6 @@ def read_module(source: str, entry: str | None, fold: Fold) -> tuple[dict[str, A
             f"expected exactly one public top-level function, found {len(public)} ({names}); name the one to "
             "translate with `entry`",
             location=None if not public else fail(public[1], "").location,
-            pointer="entry",
+            pointer="/entry",
         )
     return scope, _entry(public[0])

@@ -195,7 +195,7 @@ class _Translator:
                 f"frame length {self.frame_length} is not a multiple of the total decimation factor {total} "
                 f"(reached at `{short(node)}`); choose a frame length divisible by {total}",
                 location=loc(node),
-                pointer="frame_length",
+                pointer="/frame_length",
             )
         out = StreamType(src.dtype, src.samples // factor, src.rate / Fraction(factor))
         return self.b.add(Op.DECIMATE, DecimateParams(factor), (value.node_id,), out, node)

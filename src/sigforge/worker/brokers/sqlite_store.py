@@ -130,13 +130,13 @@ class Store:
         self._pid = os.getpid()
         self._local = threading.local()
         self._lock = threading.Lock()
-        # Every connection this process opened, so close() reaches those of other threads and fork can
-        # abandon them.
-        self._connections: list[sqlite3.Connection] = []
+        # Every connection this process opened, with the thread that owns it: close() reaches those of
+        # finished threads, and fork can abandon them all.
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
 
     def reset_after_fork(self) -> None:
         """In a forked child: abandon (never use, never close) the parent's connections; start afresh."""
-        _ABANDONED_AFTER_FORK.extend(self._connections)
+        _ABANDONED_AFTER_FORK.extend(conn for _, conn in self._connections)
         self._reset()
 
     def connection(self) -> sqlite3.Connection:
@@ -160,7 +160,7 @@ class Store:
                 conn.close()
                 raise
         with self._lock:
-            self._connections.append(conn)
+            self._connections.append((threading.current_thread(), conn))
         self._local.conn = conn
         return conn
 
@@ -202,14 +202,20 @@ class Store:
             return self.connection().execute(sql, params).fetchall()
 
     def close(self) -> None:
-        """Close every connection this process opened (other processes' are not ours to close)."""
-        with self._lock:
-            connections, self._connections = self._connections, []
-            self._local = threading.local()
+        """Close this thread's connection and those of finished threads.
+
+        A connection of a thread that is still running stays open (closing a connection another thread
+        is using can crash the interpreter); it is closed by a later ``close()`` once its thread is done.
+        """
         if os.getpid() != self._pid:  # pragma: no cover - reset_after_fork normally ran
-            _ABANDONED_AFTER_FORK.extend(connections)
+            self.reset_after_fork()
             return
-        for conn in connections:
+        me = threading.current_thread()
+        with self._lock:
+            closing = [conn for owner, conn in self._connections if owner is me or not owner.is_alive()]
+            self._connections = [(o, c) for o, c in self._connections if o is not me and o.is_alive()]
+            self._local.conn = None
+        for conn in closing:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 
