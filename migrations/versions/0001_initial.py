@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("frame_length", sa.Integer(), nullable=False),
         sa.Column("options", sa.JSON(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("job_id", sa.String(length=64), nullable=True),
         sa.Column("error", sa.JSON(), nullable=True),
         sa.Column("report", sa.JSON(), nullable=True),
         sa.Column("max_abs_error", sa.Float(), nullable=True),

@@ -17,7 +17,10 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class SourceLocation:
-    """Where in a submitted source (1-based line, 0-based column as ``ast`` reports it) a problem sits."""
+    """Where in a submitted source a problem sits: 1-based line, 0-based column counted in characters.
+
+    Characters, not the UTF-8 bytes of ``ast.col_offset``: that is what editors and ``SyntaxError`` count.
+    """
 
     line: int
     column: int

@@ -60,6 +60,7 @@ class BrokerSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw
     min_backoff_ms: PositiveInt = 1_000
     max_backoff_ms: PositiveInt = 60_000
     job_time_limit_s: PositiveFloat = 600.0
+    redispatch_after_s: PositiveFloat = 300.0
 
 
 class LimitSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

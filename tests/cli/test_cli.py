@@ -159,3 +159,48 @@ def test_make_run_brings_the_appliance_up_and_ctrl_c_stops_it(tmp_path: Path) ->
             break
         assert time.monotonic() < deadline, "processes of `make run` outlived it"
         time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_worker_pool_does_not_outlive_a_killed_up(tmp_path: Path) -> None:
+    port = _free_port()
+    env = child_env(SIGFORGE_DATA_DIR=str(tmp_path / "data"), SIGFORGE_SERVER_PORT=str(port))
+    up = subprocess.Popen(
+        [sys.executable, "-m", "sigforge", "up", "--processes", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        pool: list[int] = []
+        while not pool:
+            assert up.poll() is None and time.monotonic() < deadline, "sigforge up did not start its worker pool"
+            pool = [int(p) for p in Path(f"/proc/{up.pid}/task/{up.pid}/children").read_text().split()]
+            time.sleep(0.2)
+        time.sleep(2)  # let the pool finish booting its worker processes
+    finally:
+        up.kill()
+        up.wait()
+    deadline = time.monotonic() + 45
+    while True:
+        try:
+            os.killpg(pool[0], 0)  # the pool runs in its own session: its pgid is its pid
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the worker pool outlived `sigforge up`"
+        time.sleep(0.2)
+
+
+def test_worker_and_serve_refuse_a_newer_schema(tmp_path: Path) -> None:
+    env = {"SIGFORGE_DATA_DIR": str(tmp_path)}
+    assert sigforge("db", "upgrade", env=env).returncode == 0
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "sigforge.sqlite3") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_v3'")
+    for command in (["worker"], ["serve"], ["db", "upgrade"]):
+        result = sigforge(*command, env=env, timeout=60)
+        assert result.returncode == 3, (command, result.stderr)
+        assert "newer than this sigforge" in result.stderr, command
+        assert "Traceback" not in result.stderr

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from sigforge.dsp import pipeline
 from sigforge.dsp.frontends.python_subset import parse_python
 from sigforge.dsp.golden import evaluate
 from sigforge.dsp.ir import Op
@@ -232,3 +233,19 @@ def test_user_code_is_never_executed(tmp_path) -> None:
     with pytest.raises(InvalidAlgorithm):
         parse_python(src, frame_length=8, input_dtype=DType.FLOAT32)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "column"),
+    [
+        # Columns count characters, like SyntaxError's: "é" is one column although it is two UTF-8 bytes.
+        ('import numpy as np\n\ndef f(x):\n    s = "é"; return np.fft.fft(x)\n', 4, 20),
+        ('def f(x):\n    s = "é"; return x[::4\n', 2, 21),
+        ('import numpy as np\n\ndef f(x):\n    s = "\U0001f4e1"; return np.fft.fft(x)\n', 4, 20),
+    ],
+)
+def test_columns_count_characters_not_bytes(source: str, line: int, column: int) -> None:
+    with pytest.raises(InvalidAlgorithm) as info:
+        pipeline.check(source, pipeline.TranslationRequest(frame_length=64))
+    assert info.value.location is not None
+    assert (info.value.location.line, info.value.location.column) == (line, column)

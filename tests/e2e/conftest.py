@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from e2e_support import WorkerPool
 
+from realservices import RABBITMQ_URL, require_service
 from sigforge.db import migrate
 from sigforge.db.session import Database
 from sigforge.settings import Settings, load_settings
@@ -20,9 +21,37 @@ FAST_BROKER = {
 }
 
 
+E2E_REDIS_URL = "redis://127.0.0.1:6379/13"  # its own database: the conformance tests flush theirs
+
+
+def _fresh_broker_queue(url: str) -> None:
+    """Empty the shared server's translation queues so that a previous run cannot leak jobs into this one."""
+    from sigforge.settings import load_settings
+    from sigforge.worker.broker import TRANSLATIONS_QUEUE, make_broker
+
+    broker = make_broker(load_settings(env={"SIGFORGE_BROKER_URL": url}))
+    broker.declare_queue(TRANSLATIONS_QUEUE)
+    broker.flush_all()
+    broker.close()
+
+
+@pytest.fixture(params=["embedded"])
+def site(request: pytest.FixtureRequest) -> str:
+    """The deployment shape: ``embedded`` (SQLite + SQLite broker), ``postgres+redis`` or ``postgres+rabbitmq``."""
+    return str(request.param)
+
+
 @pytest.fixture
-def e2e_env(tmp_path: Path) -> dict[str, str]:
-    return {"SIGFORGE_DATA_DIR": str(tmp_path / "data"), **FAST_BROKER}
+def e2e_env(site: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str]:
+    env = {"SIGFORGE_DATA_DIR": str(tmp_path / "data"), **FAST_BROKER}
+    if site == "embedded":
+        return env
+    database, broker = site.split("+")
+    env["SIGFORGE_DATABASE_URL"] = str(request.getfixturevalue(f"{database}_url"))
+    require_service(broker)
+    env["SIGFORGE_BROKER_URL"] = E2E_REDIS_URL if broker == "redis" else RABBITMQ_URL
+    _fresh_broker_queue(env["SIGFORGE_BROKER_URL"])
+    return env
 
 
 @pytest.fixture

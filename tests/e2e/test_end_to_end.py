@@ -65,6 +65,7 @@ def final_state(client: TestClient, translation_id: str, timeout: float = 90) ->
     return wait_for(done, timeout, f"translation {translation_id} to finish", interval=0.2)  # type: ignore[return-value]
 
 
+@pytest.mark.parametrize("site", ["embedded", "postgres+redis", "postgres+rabbitmq"], indirect=True)
 def test_fir_decimate_verified_by_a_worker_process_and_rebuilt_elsewhere(
     client: TestClient, worker_pool: WorkerPool, tmp_path: Path
 ) -> None:

@@ -172,7 +172,11 @@ def _harness(plan: ArtifactPlan, root: Path, runner: ProcessRunner, cc: HostComp
 
 
 design_strategy = st.one_of(
-    st.lists(st.floats(-1, 1, allow_subnormal=False), min_size=1, max_size=48).map(lambda t: ("list", t)),
+    # Engineering taps: zero or between 1e-4 and 1 in magnitude. A tap like 1e-50 underflows float32 and makes
+    # verification fail, rightly: that is a finding about the design, not a property of the translator.
+    st.lists(st.one_of(st.just(0.0), st.floats(1e-4, 1.0), st.floats(-1.0, -1e-4)), min_size=1, max_size=48).map(
+        lambda t: ("list", t)
+    ),
     st.tuples(st.integers(3, 121), st.floats(0.05, 0.9)).map(lambda a: ("firwin", a)),
 )
 

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sigforge.errors import SandboxError, ToolchainError
 from sigforge.toolchains import runner as runner_mod
-from sigforge.toolchains.runner import OUTPUT_CAP, ProcessRunner
+from sigforge.toolchains.runner import _INIT, OUTPUT_CAP, ProcessRunner, RunResult
 
 pytestmark = pytest.mark.slow
 PY = sys.executable
 
 
-def run(r: ProcessRunner, code: str, tmp_path: Path, **kw):
+def run(r: ProcessRunner, code: str, tmp_path: Path, **kw: float) -> RunResult:
     opts = {"timeout_s": 20, "memory_mb": 512, "max_file_mb": 16} | kw
-    return r.run([PY, "-I", "-c", code], cwd=tmp_path, **opts)
+    return r.run([PY, "-I", "-c", code], cwd=tmp_path, **opts)  # type: ignore[arg-type]
 
 
 def _alive(pid: int) -> bool:
@@ -30,24 +37,143 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")  # a zombie is dead, just not reaped
 
 
+def _marker() -> str:
+    """A ``sleep`` argument no other process has, so the host's /proc finds the process whatever its pid inside."""
+    return f"300.{uuid.uuid4().int % 10**9:09d}"
+
+
+def _pids_with(arg: str) -> list[int]:
+    """Host pids of live (non-zombie) processes with ``arg`` in their argv."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if arg.encode() in argv and _alive(int(entry.name)):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _wait_gone(pid: int, grace_s: float = 2.0, *, zombie_ok: bool = False) -> bool:
+    """True once ``os.kill(pid, 0)`` says there is no such process (a zombie counts as existing unless
+    ``zombie_ok``: an orphan on the host waits for the host's init to reap it, which can take a while)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if zombie_ok and not _alive(pid):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+def sh(r: ProcessRunner, script: str, tmp_path: Path, timeout_s: float = 10) -> RunResult:
+    return r.run(["sh", "-c", script], cwd=tmp_path, timeout_s=timeout_s, memory_mb=256, max_file_mb=1)
+
+
 def test_runs_and_captures_output(tmp_path: Path) -> None:
     res = run(ProcessRunner(), "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)", tmp_path)
     assert (res.returncode, res.stdout, res.stderr, res.timed_out) == (3, b"out\n", b"err\n", False)
     assert res.argv[0] == PY and res.duration_s > 0
 
 
-def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
-    pidfile = tmp_path / "grandchild.pid"
-    script = f"sleep 300 & echo $! > {pidfile}; wait"
+@pytest.mark.parametrize("network", ["isolate", "trust-host"])
+def test_timeout_kills_the_whole_process_group(tmp_path: Path, network: str) -> None:
+    mark = _marker()
+    found: list[int] = []
+
+    def spot() -> None:  # the grandchild's host pid, seen from outside while the run is on
+        deadline = time.monotonic() + 5
+        while not found and time.monotonic() < deadline:
+            found.extend(_pids_with(mark))
+            time.sleep(0.02)
+
+    spotter = threading.Thread(target=spot)
+    spotter.start()
     start = time.monotonic()
-    res = ProcessRunner().run(["sh", "-c", script], cwd=tmp_path, timeout_s=1.0, memory_mb=256, max_file_mb=1)
-    assert res.timed_out and res.returncode < 0
+    res = sh(ProcessRunner(network), f"sleep {mark} & wait", tmp_path, timeout_s=1.0)  # type: ignore[arg-type]
+    spotter.join()
+    assert res.timed_out and res.returncode == -signal.SIGKILL
     assert time.monotonic() - start < 10
-    grandchild = int(pidfile.read_text())
+    assert found, "the grandchild was never seen running"
+    # In a PID namespace the kernel reaps the namespace's orphans itself; on the host, init does, eventually.
+    assert all(_wait_gone(pid, 5, zombie_ok=network == "trust-host") for pid in found)
+
+
+def test_setsid_grandchild_dies_with_the_run(tmp_path: Path) -> None:
+    # setsid() leaves the run's process group, so only the PID namespace catches it.
+    mark = _marker()
+    found: list[int] = []
+    result: list[RunResult] = []
+    runner = ProcessRunner("isolate")
+    worker = threading.Thread(
+        target=lambda: result.append(sh(runner, f"setsid sleep {mark} & echo $!; sleep 1", tmp_path))
+    )
+    worker.start()
     deadline = time.monotonic() + 5
-    while _alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(grandchild)
+    while not found and time.monotonic() < deadline:
+        found.extend(_pids_with(mark))
+        time.sleep(0.02)
+    worker.join()
+    (res,) = result
+    assert res.returncode == 0 and not res.timed_out
+    assert int(res.stdout) > 1  # its pid inside the namespace (the program is 2, our init is 1)
+    assert found, "the setsid grandchild was never seen running"
+    (host_pid,) = found
+    assert _wait_gone(host_pid), "a setsid grandchild outlived the run"
+
+
+def test_setsid_grandchild_escapes_the_process_group_without_a_pid_namespace(tmp_path: Path) -> None:
+    # The control for the test above (trust-host has no PID namespace): the printed pid is a host pid.
+    mark = _marker()
+    res = sh(ProcessRunner("trust-host"), f"setsid sleep {mark} & echo $!", tmp_path)
+    pid = int(res.stdout)
+    try:
+        assert res.returncode == 0 and not _wait_gone(pid, 0.3)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("network", ["isolate", "trust-host"])
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [("exit 7", 7), ("kill -9 $$", -signal.SIGKILL), ("kill -TERM $$", -signal.SIGTERM), ("kill -SEGV $$", -11)],
+)
+def test_exit_codes_and_signals_come_through(tmp_path: Path, network: str, script: str, expected: int) -> None:
+    res = sh(ProcessRunner(network), f"echo out; echo err >&2; {script}", tmp_path)  # type: ignore[arg-type]
+    assert (res.returncode, res.stdout, res.stderr, res.timed_out) == (expected, b"out\n", b"err\n", False)
+
+
+def test_program_has_its_own_pid_namespace_and_is_not_its_init(tmp_path: Path) -> None:
+    runner = ProcessRunner("isolate")
+    res = sh(runner, "echo $$; ls /proc | grep -c '^[0-9]'", tmp_path)
+    pid, visible = res.stdout.split()
+    assert res.returncode == 0 and int(pid) == 2
+    if runner.private_proc:
+        assert int(visible) < 10  # init, sh, ls, grep: no host process is listed
+
+
+def test_pid_namespace_without_a_private_proc_when_mount_proc_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = runner_mod._probe
+    monkeypatch.setattr(runner_mod, "_probe", lambda w: "mount: permission denied" if "--mount-proc" in w else real(w))
+    runner = ProcessRunner("isolate")
+    assert not runner.private_proc and "--pid" in runner._sandbox
+    res = sh(runner, "echo $$; kill -9 $$", tmp_path)
+    assert (res.stdout, res.returncode) == (b"2\n", -signal.SIGKILL)
+
+
+def test_init_refuses_to_run_outside_a_new_pid_namespace() -> None:
+    proc = subprocess.run([PY, "-I", "-S", "-c", _INIT, "-", "/bin/true"], capture_output=True, check=False)
+    assert proc.returncode == 1 and b"not pid 1" in proc.stderr
 
 
 def test_memory_limit_is_enforced(tmp_path: Path) -> None:
@@ -66,7 +192,7 @@ def test_file_size_limit_is_enforced(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def listener():
+def listener() -> Iterator[int]:
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.bind(("127.0.0.1", 0))
     srv.listen(8)

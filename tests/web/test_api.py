@@ -60,6 +60,7 @@ def test_job_then_report_artifact_and_files(client: TestClient, app_db: Database
 
     report = client.get(f"/api/v1/translations/{created['id']}/report").json()
     assert report["verified"] is True
+    assert report["max_abs_error"] == got["max_abs_error"]
 
     archive = client.get(f"/api/v1/translations/{created['id']}/artifact")
     assert archive.headers["content-type"] == "application/gzip"

@@ -19,7 +19,7 @@ FETCHING = re.compile(
 def test_console_page_is_served_with_a_strict_csp(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200
-    assert "text/html" in page.headers["content-type"]
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert not FETCHING.search(page.text)
     for asset in re.findall(r"""(?:src|href)=["'](/static/[^"']+)["']""", page.text):

@@ -65,7 +65,7 @@ class Cluster:
         return self._spawn([sys.executable, script, str(processes), str(threads)])
 
     def send(self, actor: str, *args: object, delay: int | None = None) -> None:
-        message = Message(queue_name=QUEUE, actor_name=actor, args=args, kwargs={}, options={})
+        message: Message[object] = Message(queue_name=QUEUE, actor_name=actor, args=args, kwargs={}, options={})
         self.producer.enqueue(message, delay=delay)
 
     def journal(self) -> collections.Counter[tuple[str, str]]:
@@ -236,3 +236,31 @@ def test_many_messages_across_processes_and_threads_run_exactly_once(cluster: Cl
     assert len({p for pids in cluster.journal_pids("done").values() for p in pids}) == 2  # both did work
     assert cluster.producer.queue_stats()[QUEUE] == {"queued": 0, "delayed": 0, "consumed": 0, "rejected": 0}
     assert cluster.stop(group) == 0
+
+
+def test_poison_message_that_kills_its_worker_is_dead_lettered_after_max_deliveries(tmp_path: Path) -> None:
+    # The suicide actor SIGKILLs its worker process every time; a respawning one-thread worker (prefetch 2, so
+    # an innocent message is held beside the poison at every death) keeps coming back. With the default
+    # max_deliveries (5) the fifth death must turn the poison into a dead letter; the rest then runs once.
+    cluster = Cluster(tmp_path, interval=0.1, ttl=0.3)
+    try:
+        script = str(Path(__file__).with_name("broker_actors.py"))
+        group = cluster._spawn([sys.executable, script, "1"])
+        cluster.send("suicide", "poison")
+        keys = [f"ok{i}" for i in range(3)]
+        for key in keys:
+            cluster.send("quick", key)
+        wait_for(lambda: all(cluster.journal()["done", k] for k in keys), 30, "the poison to be dead-lettered")
+        journal = cluster.journal()
+        assert journal["start", "poison"] == 5
+        assert_exactly_once(journal, keys)
+        assert all(journal["start", k] == 1 for k in keys)  # the prefetched bystander was never dead-lettered
+        (dead,) = cluster.producer.dead_letters(QUEUE)
+        assert dead.actor_name == "suicide"
+        assert dead.options["dead_letter_error"] == "abandoned by a dead worker 5 times (max_deliveries=5)"
+        drained = {"queued": 0, "delayed": 0, "consumed": 0, "rejected": 1}
+        wait_for(lambda: cluster.producer.queue_stats()[QUEUE] == drained, 5, "the last acks")  # ack follows "done"
+        assert "poison messages?" in cluster.stderr()
+        assert cluster.stop(group) == 0
+    finally:
+        cluster.close()

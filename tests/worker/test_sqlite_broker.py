@@ -15,6 +15,7 @@ from dramatiq import Message
 from dramatiq.errors import BrokerConnectionError, QueueJoinTimeout, QueueNotFound
 
 from sigforge.worker.brokers import sqlite as sqlite_broker
+from sigforge.worker.brokers import sqlite_store
 from sigforge.worker.brokers.sqlite import SQLiteBroker, SQLiteBrokerError
 
 ZERO = {"queued": 0, "delayed": 0, "consumed": 0, "rejected": 0}
@@ -341,9 +342,140 @@ def test_locked_database_surfaces_as_a_dramatiq_connection_error(db: Path, monke
         b.close()
 
 
+def fast_broker(path: Path, **kwargs: Any) -> SQLiteBroker:
+    """A broker whose reaper declares a silent worker dead within ~0.2 s; no middleware, so that a test can
+    emit ``before_process_message`` itself, as Dramatiq's worker does before running a message."""
+    return SQLiteBroker(
+        path, heartbeat_interval_s=0.05, heartbeat_ttl_s=0.15, poll_interval_s=0.02, middleware=[], **kwargs
+    )
+
+
+def abandoned(db: Path) -> dict[str, tuple[str, int]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT message_id, state, abandoned FROM broker_messages").fetchall()
+    return {str(m): (str(state), int(n)) for m, state, n in rows}
+
+
+def crash_holding(db: Path, **kwargs: Any) -> tuple[SQLiteBroker, list[dramatiq.broker.MessageProxy]]:
+    """A worker that claims everything due (prefetch 2), starts the first message, then "dies" (its heartbeat
+    stops, nothing is cleaned up). Returns it (close it at the end) and the messages it held, started first."""
+    victim = fast_broker(db, **kwargs)
+    victim.declare_queue("q")
+    consumer = victim.consume("q", prefetch=2)
+    first = next(consumer)
+    assert first is not None
+    victim.emit_before("process_message", first)  # what Dramatiq's worker thread does before running it
+    held = [first, *consumer._buffer]  # type: ignore[attr-defined]
+    victim._liveness.stop()
+    return victim, held
+
+
+def test_message_abandoned_by_dead_workers_max_deliveries_times_is_dead_lettered(db: Path) -> None:
+    reaper = fast_broker(db, max_deliveries=3)
+    reaper.declare_queue("q")
+    poison = reaper.enqueue(Message("q", "a", ("poison",), {}, {})).message_id
+    bystander = reaper.enqueue(Message("q", "a", ("bystander",), {}, {})).message_id
+    reaper._liveness.ensure_running()
+    victims = []
+    try:
+        for round_ in range(1, 4):
+            victim, held = crash_holding(db, max_deliveries=3)
+            victims.append(victim)
+            assert [m.message_id for m in held] == [poison, bystander]  # the bystander was only prefetched
+            wait_for(lambda: reaper.queue_stats()["q"]["consumed"] == 0, 5)
+            if round_ < 3:
+                # Each death counts against the message that was running; the prefetched one only got the
+                # strike every first abandonment gets (nothing told it apart yet).
+                assert abandoned(db) == {poison: ("queued", round_), bystander: ("queued", 1)}
+        assert abandoned(db) == {poison: ("rejected", 3), bystander: ("queued", 1)}
+        (dead,) = reaper.dead_letters("q")
+        assert dead.message_id == poison and dead.args == ("poison",)
+        assert dead.options["dead_letter_error"] == "abandoned by a dead worker 3 times (max_deliveries=3)"
+        assert reaper.queue_stats()["q"] == {**ZERO, "queued": 1, "rejected": 1}
+
+        # The bystander is delivered normally; a retried dead letter starts again from zero.
+        consumer = reaper.consume("q")
+        message = next(consumer)
+        assert message is not None and message.message_id == bystander
+        consumer.ack(message)
+        assert reaper.retry_dead_letter(poison)
+        assert abandoned(db) == {poison: ("queued", 0)}
+    finally:
+        for b in [*victims, reaper]:
+            b.close()
+
+
+def test_unlimited_deliveries_and_graceful_requeues_do_not_count(db: Path) -> None:
+    reaper = fast_broker(db, max_deliveries=None)
+    reaper.declare_queue("q")
+    poison = reaper.enqueue(Message("q", "a", (), {}, {})).message_id
+    reaper._liveness.ensure_running()
+    victims = []
+    try:
+        for _ in range(3):
+            victim, _held = crash_holding(db, max_deliveries=None)  # no limit: no `started` marks either
+            victims.append(victim)
+            wait_for(lambda: reaper.queue_stats()["q"]["consumed"] == 0, 5)
+        assert abandoned(db) == {poison: ("queued", 1)}
+        assert reaper.dead_letters() == []
+
+        # Prefetched then handed back gracefully (consumer close, Dramatiq's requeue, broker close): no strike.
+        for how in ("close", "requeue", "retire"):
+            b = fast_broker(db, max_deliveries=1)
+            b.declare_queue("q")
+            consumer = b.consume("q", prefetch=1)
+            message = next(consumer)
+            assert message is not None
+            if how == "requeue":
+                consumer.requeue([message])
+            elif how == "close":
+                consumer._buffer.appendleft(message)  # type: ignore[attr-defined]
+                consumer.close()
+            b.close()
+            assert abandoned(db) == {poison: ("queued", 1)}, how
+    finally:
+        for b in [*victims, reaper]:
+            b.close()
+
+
+def test_schema_v1_database_is_migrated_in_place(db: Path) -> None:
+    v1 = sqlite_store._SCHEMA.replace("    abandoned     INTEGER NOT NULL DEFAULT 0,\n", "").replace(
+        "    started       INTEGER NOT NULL DEFAULT 0,\n", ""
+    )
+    assert "abandoned" not in v1 and " started " not in v1
+    with sqlite3.connect(db) as conn:
+        conn.executescript(v1)
+        conn.execute(
+            "INSERT INTO broker_messages (message_id, queue, state, available_at, enqueued_at, updated_at, payload)"
+            " VALUES ('old', 'q', 'queued', 0, 0, 0, ?)",
+            (Message("q", "a", (1,), {}, {}, message_id="old").encode(),),
+        )
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    b = make_broker(db)
+    try:
+        b.declare_queue("q")
+        consumer = b.consume("q")
+        message = next(consumer)
+        assert message is not None and message.message_id == "old"
+        consumer.ack(message)
+        assert b.store.connection().execute("PRAGMA user_version").fetchone() == (sqlite_store.SCHEMA_VERSION,)
+        make_broker(db).close()  # a second opener finds it current
+    finally:
+        b.close()
+
+
 @pytest.mark.parametrize(
     "kwargs",
-    [{"heartbeat_interval_s": 1.0, "heartbeat_ttl_s": 1.5}, {"poll_interval_s": 0}, {"synchronous": "OFF"}],
+    [
+        {"heartbeat_interval_s": 1.0, "heartbeat_ttl_s": 1.5},
+        {"poll_interval_s": 0},
+        {"synchronous": "OFF"},
+        {"max_deliveries": 0},
+        {"max_deliveries": -1},
+        {"max_deliveries": 2.5},
+        {"max_deliveries": True},
+    ],
 )
 def test_rejects_unsafe_settings(db: Path, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):

@@ -1,19 +1,22 @@
 """``sigforge``: argument parsing and exit codes; each command lives in its own module.
 
 Exit codes: 0 success (for ``translate``: verified), 1 failure (for ``translate``: verification failed),
-2 bad input or bad settings, 3 the environment is not ready (schema mismatch, unreachable service, toolchain).
+2 bad input or bad settings, 3 the environment is not ready (schema mismatch, unreachable service, toolchain),
+70 an internal error (a bug; one line, and the traceback with ``SIGFORGE_LOG_LEVEL=debug``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 import sigforge
 from sigforge.errors import DomainError, InvalidInput, InvalidSettings
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_READY = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_READY, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     for p in (up, worker):
         p.add_argument("--processes", type=int, help="worker processes (default: broker.processes)")
         p.add_argument("--threads", type=int, help="threads per worker process (default: broker.threads)")
+    # Set by `sigforge up` for its child: the pool stops (gracefully) if `up` itself dies, even by SIGKILL.
+    worker.add_argument("--exit-with-parent", type=int, metavar="PID", help=argparse.SUPPRESS)
 
     translate = sub.add_parser("translate", help="translate, build and verify one algorithm, in-process")
     translate.add_argument("source", metavar="SOURCE", help="the algorithm's Python file")
@@ -67,7 +72,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return serve.run_serve(settings, host=args.host, port=args.port)
     if args.command == "worker":
-        return serve.run_worker_pool(settings, args.config, processes=args.processes, threads=args.threads)
+        return serve.run_worker_pool(
+            settings, args.config, processes=args.processes, threads=args.threads, parent_pid=args.exit_with_parent
+        )
     return serve.run_up(
         settings, args.config, host=args.host, port=args.port, processes=args.processes, threads=args.threads
     )
@@ -86,3 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NOT_READY
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: say so in one line; the traceback is for whoever asks for it
+        if os.environ.get("SIGFORGE_LOG_LEVEL", "").lower() == "debug":
+            traceback.print_exc()
+        print(
+            f"sigforge: internal error: {type(exc).__name__}: {exc} (SIGFORGE_LOG_LEVEL=debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL

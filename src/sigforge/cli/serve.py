@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from sigforge.cli.db import open_database, upgrade_and_audit
 from sigforge.db import migrate
+from sigforge.db.session import Database
 from sigforge.errors import InvalidInput
 from sigforge.logging import configure_logging, get_logger
 from sigforge.settings import CONFIG_ENV, Settings
@@ -60,8 +62,41 @@ def run_serve(settings: Settings, *, host: str | None = None, port: int | None =
     return 0
 
 
+def _redispatch_stale(settings: Settings, db: Database) -> None:
+    """Re-send jobs for translations left queued without a message (e.g. the broker was down after a commit)."""
+    from sigforge.services.context import Actor
+    from sigforge.services.translations import TranslationService
+    from sigforge.worker.broker import make_broker
+    from sigforge.worker.dispatch import JobDispatcher
+
+    broker = make_broker(settings)
+    try:
+        dispatcher = JobDispatcher(broker)
+        with db.scope() as session:
+            stale = TranslationService(
+                session, limits=settings.limits, actor=Actor("worker"), dispatch=dispatcher.send_translation
+            ).redispatch_stale(older_than_s=settings.broker.redispatch_after_s)
+        if stale:
+            log.warning("jobs.redispatched", count=len(stale))
+    finally:
+        broker.close()  # before Dramatiq forks: no connection or thread of this broker may cross the fork
+
+
+def _stop_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (PR_SET_PDEATHSIG), closing the race first."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        raise SystemExit(0)
+
+
 def run_worker_pool(
-    settings: Settings, config_file: str | None, *, processes: int | None = None, threads: int | None = None
+    settings: Settings,
+    config_file: str | None,
+    *,
+    processes: int | None = None,
+    threads: int | None = None,
+    parent_pid: int | None = None,
 ) -> int:
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
@@ -69,10 +104,13 @@ def run_worker_pool(
     from sigforge.worker.broker import TRANSLATIONS_QUEUE
 
     configure_logging(settings.log_level, settings.log_format)
+    if parent_pid is not None:
+        _stop_with_parent(parent_pid)
     _positive("processes", processes)
     _positive("threads", threads)
     db = open_database(settings)
     migrate.ensure_at_head(db)  # refuse before forking anything, with a readable message
+    _redispatch_stale(settings, db)
     db.dispose()
     if config_file:  # the worker processes load their settings from the environment
         os.environ[CONFIG_ENV] = str(Path(config_file).resolve())
@@ -110,7 +148,7 @@ def run_up(
     command = [*_self_command()]
     if config_file:
         command += ["--config", str(Path(config_file).resolve())]
-    command += ["worker"]
+    command += ["worker", "--exit-with-parent", str(os.getpid())]
     if processes:
         command += ["--processes", str(processes)]
     if threads:

@@ -3,7 +3,8 @@
 Invariants:
 - ``artifacts`` are content-addressed: the primary key is the SHA-256 of ``content``; a row is never updated.
 - a ``translations`` row moves queued → running → (verified | failed_verification | failed); a terminal status is
-  final, which is what makes a redelivered job a no-op.
+  final, which is what makes a redelivered job a no-op. While ``running``, ``job_id`` names the message that
+  claimed it: only a redelivery of that message (a crashed worker) may claim it again.
 - ``audit_events`` are append-only.
 """
 
@@ -92,6 +93,8 @@ class Translation(Base):
     frame_length: Mapped[int] = mapped_column(Integer)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The broker message that holds the current claim: its redelivery may take over, a duplicate may not.
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     max_abs_error: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -71,17 +71,26 @@ class TranslationRepository:
         rows = rows[:limit]
         return Page(rows, _encode_cursor(rows[-1]) if more and rows else None)
 
-    def claim(self, translation_id: str) -> bool:
-        """Move a non-terminal translation to ``running`` and count the attempt; False if already terminal."""
+    def claim(self, translation_id: str, job_id: str) -> bool:
+        """Move the translation to ``running`` for message ``job_id`` and count the attempt.
+
+        Succeeds from ``queued``, or from ``running`` when ``job_id`` is the message that claimed it before (the
+        broker redelivered it after its worker died). A different message for a running or finished translation
+        (a duplicate send) gets False and must do nothing.
+        """
         now = utcnow()
         result = self.session.execute(
             update(Translation)
             .where(
                 Translation.id == translation_id,
-                Translation.status.in_([TranslationStatus.QUEUED, TranslationStatus.RUNNING]),
+                or_(
+                    Translation.status == TranslationStatus.QUEUED,
+                    and_(Translation.status == TranslationStatus.RUNNING, Translation.job_id == job_id),
+                ),
             )
             .values(
                 status=TranslationStatus.RUNNING,
+                job_id=job_id,
                 attempts=Translation.attempts + 1,
                 started_at=now,
                 updated_at=now,
@@ -89,6 +98,24 @@ class TranslationRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def stale_queued(self, *, older_than: datetime, limit: int = 1000) -> list[str]:
+        """Ids of translations still ``queued`` since before ``older_than`` (their job may never have been sent)."""
+        query = (
+            select(Translation.id)
+            .where(Translation.status == TranslationStatus.QUEUED, Translation.updated_at < older_than)
+            .order_by(Translation.created_at)
+            .limit(limit)
+        )
+        return list(self.session.scalars(query))
+
+    def touch(self, translation_id: str) -> None:
+        self.session.execute(
+            update(Translation)
+            .where(Translation.id == translation_id)
+            .values(updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
     def finish(self, translation_id: str, *, status: TranslationStatus, **values: Any) -> bool:
         """Record the outcome once: only a ``running`` translation can finish (a redelivered duplicate cannot)."""

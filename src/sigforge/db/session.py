@@ -114,7 +114,12 @@ class Database:
             callbacks = session.info.pop(_AFTER_COMMIT, [])
             session.close()
         for callback in callbacks:
-            callback()
+            # The transaction is committed: a failing follow-up (the broker is down) must not turn into an error
+            # for work that was saved. It is logged; recovery (e.g. re-dispatch of stale jobs) picks it up.
+            try:
+                callback()
+            except Exception:
+                log.exception("after_commit.failed", callback=getattr(callback, "__qualname__", repr(callback)))
 
     def ping(self) -> None:
         """Raise ServiceUnavailable unless the database answers a trivial query."""

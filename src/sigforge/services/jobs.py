@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,10 @@ class TranslationJob:
             row = translations.get(translation_id)
             if row is None:
                 raise NotFound(f"no translation with id {translation_id!r}")
-            if not translations.claim(translation_id):
-                log.info("job.skipped", translation_id=translation_id, status=row.status)
+            # A job without a broker message (run in-process) claims with a one-off id.
+            job_id = self.actor.job_id or f"local-{uuid.uuid4().hex}"
+            if not translations.claim(translation_id, job_id):
+                log.info("job.skipped", translation_id=translation_id, status=row.status, claimed_by=row.job_id)
                 return None
             session.refresh(row)
             source, request, attempt = row.source, to_request(row), row.attempts

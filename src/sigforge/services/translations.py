@@ -7,9 +7,11 @@ written or queued; the worker later does the expensive part (see ``services.jobs
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 from sigforge.db.models import Artifact, Translation, TranslationStatus
 from sigforge.db.repositories import ArtifactRepository, AuditRepository, Page, TranslationRepository
 from sigforge.db.session import after_commit
+from sigforge.db.types import utcnow
 from sigforge.dsp import pipeline
 from sigforge.errors import Conflict, InvalidInput, NotFound
 from sigforge.services.context import Actor
@@ -107,9 +110,31 @@ class TranslationService:
             detail={"target": new.target, "entry": checked.entry, "frame_length": new.frame_length},
         )
         if self.dispatch is not None:
-            dispatch, translation_id = self.dispatch, translation.id
-            after_commit(self.session, lambda: dispatch(translation_id))
+            after_commit(self.session, functools.partial(self.dispatch, translation.id))
         return translation
+
+    def redispatch_stale(self, *, older_than_s: float) -> list[str]:
+        """Send the job again for translations ``queued`` longer than ``older_than_s``.
+
+        Closes the gap between "committed" and "sent": if the broker was unreachable right after a commit, the row
+        stays queued with no message. A duplicate message is harmless: the job's claim lets only one message run it.
+        """
+        if self.dispatch is None:
+            return []
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        stale = self.translations.stale_queued(older_than=cutoff)
+        dispatch = self.dispatch
+        for translation_id in stale:
+            self.translations.touch(translation_id)
+            self.audit.record(
+                actor=self.actor.name,
+                action="translation.redispatched",
+                subject_type="translation",
+                subject_id=translation_id,
+                detail={"queued_longer_than_s": older_than_s},
+            )
+            after_commit(self.session, functools.partial(dispatch, translation_id))
+        return stale
 
     def get(self, translation_id: str) -> Translation:
         translation = self.translations.get(translation_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -152,6 +153,7 @@ def build_and_verify(
         "name": plan.name,
         "target": plan.target,
         "verified": verified,
+        "max_abs_error": worst if math.isfinite(worst) else None,
         "summary": summary,
         "interface": plan.interface,
         "thresholds": tol.as_dict(),

@@ -7,9 +7,32 @@ Every run gets:
     * a new, empty network namespace through ``unshare --net`` (only a downed loopback exists inside) unless the
       ``sandbox.network`` setting is ``"trust-host"``; if isolation is required but unavailable the run is
       refused with ``SandboxError``, never silently weakened;
+    * with network isolation, also a new PID namespace (see "PID namespace" below), so that no process of the
+      run, not even one that called ``setsid()`` or double-forked, outlives the run or its timeout;
     * its own temporary directory (``TMPDIR`` and ``HOME``), removed afterwards, and a scrubbed environment;
     * stdout/stderr captured to files inside that directory (bounded by the file-size limit) and read back up to
       ``OUTPUT_CAP`` bytes each.
+
+PID namespace (``sandbox.network = "isolate"`` only). The program runs as
+``unshare --net --pid --fork --kill-child [--mount-proc] [--map-root-user] -- <python> -I -S -c _INIT <fd>
+prlimit ... -- program``. ``_INIT`` is a few lines of Python that must find itself at pid 1 of the new
+namespace (else it refuses to run: the namespace is verified, not assumed); it starts the program as pid 2
+with default signal dispositions, reaps orphans, and when the program exits writes its ``subprocess``-style
+returncode to a pipe only it holds, then exits, whereupon the kernel SIGKILLs everything left in the
+namespace. On a timeout the runner SIGKILLs the process group (``unshare`` and the init): ``--kill-child``
+and the init's death take the rest of the namespace down with them within milliseconds.
+
+Why an init of our own instead of letting the program be pid 1: the kernel drops every signal that a
+namespace's pid 1 has not got a handler for when it comes from inside the namespace, so ``kill -9 $$`` or
+``raise(SIGTERM)`` in the program would be ignored and orphans would be left unreaped. And ``unshare --fork``
+does not report a signal death faithfully (util-linux 2.38 turns a child's SIGKILL into exit status 1 and
+re-raises other signals on itself, core dump included), so the returncode is taken from the init's pipe:
+``-N`` when the program was killed by signal ``N``, exactly as without the namespace (or as ``subprocess``).
+
+``--mount-proc`` (a private ``/proc`` in a new mount namespace, so ``/proc/<getpid()>`` is the program itself
+and host processes are not listed) is used when it works, checked once per process like the rest; where it
+does not (some nested containers refuse a new procfs mount), the PID namespace is kept without it and
+``/proc`` still shows the host's processes. It is hygiene, not a security boundary.
 """
 
 from __future__ import annotations
@@ -20,6 +43,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,6 +57,33 @@ OUTPUT_CAP = 1 << 20  # bytes of stdout / stderr kept per run
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 NOFILE = 1024
 _probe_cache: dict[tuple[str, ...], str | None] = {}
+
+#: pid 1 of the run's PID namespace (see the module docstring): ``_INIT <status fd or -> <argv...>``.
+_INIT = """\
+import os, signal, sys
+if os.getpid() != 1:
+    sys.exit("sigforge-init: not pid 1 of a new PID namespace")
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+fd = -1 if sys.argv[1] == "-" else int(sys.argv[1])
+if fd >= 0:
+    os.set_inheritable(fd, False)
+argv = sys.argv[2:]
+try:
+    child = os.posix_spawn(argv[0], argv, os.environ, setsigmask=(),
+                           setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT))
+except OSError as exc:
+    sys.stderr.write(f"sigforge-init: cannot start {argv[0]}: {exc.strerror}\\n")
+    code = 127
+else:
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid == child:
+            break
+    code = os.waitstatus_to_exitcode(status)
+if fd >= 0:
+    os.write(fd, str(code).encode())
+os._exit(code if code >= 0 else 128 - code)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +126,8 @@ class ProcessRunner:
             network: ``"isolate"`` (new network namespace, required) or ``"trust-host"`` (host network).
 
         Raises:
-            SandboxError: ``prlimit`` is missing, or isolation is required and ``unshare --net`` does not work.
+            SandboxError: ``prlimit`` is missing, or isolation is required and new network and PID namespaces
+                (``unshare --net --pid``, with our init at pid 1) cannot be created.
         """
         if network not in ("isolate", "trust-host"):
             raise SandboxError(f"sandbox.network must be 'isolate' or 'trust-host', got {network!r}")
@@ -85,25 +137,44 @@ class ProcessRunner:
             raise SandboxError(f"prlimit (util-linux) was not found in {SYSTEM_PATH}; it is required to limit "
                                "memory, CPU time and file sizes of every sandboxed process")  # fmt: skip
         self._prlimit = prlimit
-        self._unshare: list[str] = []
+        #: argv prefix up to and including the PID-namespace init (empty with ``trust-host``); the status fd
+        #: (or ``-``) then prlimit's argv follow it.
+        self._sandbox: list[str] = []
+        #: whether the program sees a private ``/proc`` (``--mount-proc`` worked; see the module docstring).
+        self.private_proc = False
         if network == "isolate":
             unshare = _tool("unshare")
             if unshare is None:
                 raise SandboxError(f"network isolation is required (sandbox.network = 'isolate') but unshare was "
                                    f"not found in {SYSTEM_PATH}; install util-linux or, on an air-gapped host that "
                                    "forbids namespaces, set sandbox.network = 'trust-host'")  # fmt: skip
-            wrapper = [unshare, "--net"] if os.geteuid() == 0 else [unshare, "--net", "--map-root-user"]
-            problem = _probe(wrapper)
-            if problem is not None:
+            if not sys.executable:
+                raise SandboxError("network isolation is required (sandbox.network = 'isolate') but the Python "
+                                   "interpreter path is unknown, so the PID namespace's init cannot be started",
+                                   detail={"setting": "sandbox.network"})  # fmt: skip
+            base = [unshare, "--net", "--pid", "--fork", "--kill-child"]
+            user = [] if os.geteuid() == 0 else ["--map-root-user"]
+            init = ["--", sys.executable, "-I", "-S", "-c", _INIT]
+            problems: list[str] = []
+            for extra in (["--mount-proc"], []):
+                wrapper = [*base, *extra, *user, *init]
+                problem = _probe([*wrapper, "-"])
+                if problem is None:
+                    self._sandbox = wrapper
+                    self.private_proc = bool(extra)
+                    break
+                problems.append(f"{' '.join([*base, *extra, *user])} failed: {problem}")
+            else:
                 raise SandboxError(
-                    "network isolation is required (sandbox.network = 'isolate') but a new network namespace "
-                    f"cannot be created here ({' '.join(wrapper)} failed: {problem}); enable unprivileged user "
+                    "network isolation is required (sandbox.network = 'isolate') but new network and PID "
+                    f"namespaces cannot be created here ({'; '.join(problems)}); enable unprivileged user "
                     "namespaces or, on an air-gapped host, set sandbox.network = 'trust-host'",
                     detail={"setting": "sandbox.network"},
                 )
-            self._unshare = wrapper
 
-    def _argv(self, argv: list[str], path: str, timeout_s: float, memory_mb: int, max_file_mb: int) -> list[str]:
+    def _argv(
+        self, argv: list[str], path: str, timeout_s: float, memory_mb: int, max_file_mb: int, *, status_fd: int
+    ) -> list[str]:
         exe = argv[0]
         if "/" not in exe:
             found = shutil.which(exe, path=path)
@@ -118,7 +189,8 @@ class ProcessRunner:
             f"--nofile={NOFILE}",
             "--core=0",
         ]
-        return [*self._unshare, self._prlimit, *limits, "--", exe, *argv[1:]]
+        sandbox = [*self._sandbox, str(status_fd)] if self._sandbox else []
+        return [*sandbox, self._prlimit, *limits, "--", exe, *argv[1:]]
 
     def run(
         self,
@@ -135,13 +207,14 @@ class ProcessRunner:
         Args:
             argv: program and arguments (a bare program name is looked up in the scrubbed ``PATH``).
             cwd: working directory (must exist).
-            timeout_s: wall-clock limit; the process group is killed when it passes.
+            timeout_s: wall-clock limit; every process of the run is killed when it passes.
             memory_mb: address-space limit per process.
             max_file_mb: largest file any process may write.
             env: extra environment variables, added to the scrubbed base (``PATH`` may be replaced).
 
         Returns:
-            The ``RunResult``; a non-zero exit is not an error here, callers decide.
+            The ``RunResult``; a non-zero exit is not an error here, callers decide. ``returncode`` is ``-N`` when
+            the program was killed by signal ``N`` (``-9`` after a timeout).
 
         Raises:
             ToolchainError: the program cannot be found or started.
@@ -153,27 +226,45 @@ class ProcessRunner:
             home.mkdir()
             child_env = {"PATH": SYSTEM_PATH, "LANG": "C", "LC_ALL": "C", "TMPDIR": str(home), "HOME": str(home)}
             child_env.update(env or {})
-            full = self._argv(list(argv), child_env["PATH"], timeout_s, memory_mb, max_file_mb)
-            out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
-            start = time.monotonic()
-            timed_out = False
-            with out_path.open("wb") as out_f, err_path.open("wb") as err_f:
-                try:
-                    proc = subprocess.Popen(
-                        full, cwd=cwd, env=child_env, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f,
-                        start_new_session=True, close_fds=True,
-                    )  # fmt: skip
-                except OSError as exc:
-                    raise ToolchainError(f"cannot start {argv[0]!r}: {exc.strerror}", detail={"argv": argv}) from exc
-                try:
-                    returncode = proc.wait(timeout=timeout_s)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                    returncode = self._kill_group(proc)
-                else:
-                    # Leftovers (background grandchildren) die with the run. The leader was just reaped, so its pid
-                    # could only be reused after a full pid wrap-around: negligible.
-                    self._kill_group(proc)
+            # The init of the PID namespace reports the program's returncode on this pipe (see the module docs).
+            status_r, status_w = os.pipe() if self._sandbox else (-1, -1)
+            try:
+                full = self._argv(list(argv), child_env["PATH"], timeout_s, memory_mb, max_file_mb, status_fd=status_w)
+                out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
+                start = time.monotonic()
+                timed_out = False
+                with out_path.open("wb") as out_f, err_path.open("wb") as err_f:
+                    try:
+                        proc = subprocess.Popen(
+                            full, cwd=cwd, env=child_env, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f,
+                            start_new_session=True, close_fds=True, pass_fds=(status_w,) if status_w >= 0 else (),
+                        )  # fmt: skip
+                    except OSError as exc:
+                        raise ToolchainError(
+                            f"cannot start {argv[0]!r}: {exc.strerror}", detail={"argv": argv}
+                        ) from exc
+                    finally:
+                        if status_w >= 0:
+                            os.close(status_w)
+                            status_w = -1
+                    try:
+                        returncode = proc.wait(timeout=timeout_s)
+                    except subprocess.TimeoutExpired:
+                        timed_out = True
+                        returncode = self._kill_group(proc)
+                    else:
+                        # Leftovers (background grandchildren) die with the run: with a PID namespace the kernel
+                        # already killed them when the init exited; without one, kill the process group. The
+                        # leader was just reaped, so its pid could only be reused after a full pid wrap-around.
+                        self._kill_group(proc)
+                        if status_r >= 0:
+                            reported = _read_status(status_r)
+                            if reported is not None:
+                                returncode = reported
+            finally:
+                for fd in (status_r, status_w):
+                    if fd >= 0:
+                        os.close(fd)
             duration = time.monotonic() - start
             stdout, trunc_out = _read_capped(out_path)
             stderr, trunc_err = _read_capped(err_path)
@@ -185,6 +276,19 @@ class ProcessRunner:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         return proc.wait()
+
+
+def _read_status(fd: int) -> int | None:
+    """The returncode the namespace's init wrote, or None if it wrote none (it failed before the program ran)."""
+    os.set_blocking(fd, False)
+    try:
+        data = os.read(fd, 64)
+    except BlockingIOError:  # pragma: no cover - the init is dead once unshare returned, so this is EOF or data
+        return None
+    try:
+        return int(data.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def _read_capped(path: Path) -> tuple[bytes, bool]:

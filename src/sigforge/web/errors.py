@@ -103,7 +103,8 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
         extra["evidence"] = exc.detail
     if status >= HTTP_500_INTERNAL_SERVER_ERROR:
         log.error("request.domain_error", error=str(exc), code=exc.code)
-    return problem(request, status=status, title=title, detail=str(exc), code=exc.code, extra=extra)
+    # The location travels as structured fields; the detail stays the plain sentence.
+    return problem(request, status=status, title=title, detail=exc.message, code=exc.code, extra=extra)
 
 
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")

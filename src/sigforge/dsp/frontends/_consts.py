@@ -14,7 +14,9 @@ import ast
 import math
 import operator
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,13 +52,37 @@ MODULE_CONSTANTS: dict[str, float] = {"numpy.pi": math.pi, "numpy.e": math.e}
 STREAM_CALLS = ("scipy.signal.lfilter",)
 
 
+# The source being translated, as UTF-8 lines: ``ast`` columns are byte offsets, users and editors count characters.
+_SOURCE_LINES: ContextVar[list[bytes] | None] = ContextVar("sigforge_source_lines", default=None)
+
+
+@contextmanager
+def source_text(source: str) -> Iterator[None]:
+    """Make ``loc`` report character columns for nodes of ``source`` inside the block."""
+    token = _SOURCE_LINES.set(source.encode("utf-8", errors="surrogatepass").splitlines())
+    try:
+        yield
+    finally:
+        _SOURCE_LINES.reset(token)
+
+
+def _char_column(line: int | None, byte_column: int | None) -> int | None:
+    lines = _SOURCE_LINES.get()
+    if line is None or byte_column is None or lines is None or not 0 < line <= len(lines):
+        return byte_column
+    return len(lines[line - 1][:byte_column].decode("utf-8", errors="replace"))
+
+
 def loc(node: ast.AST) -> SourceLocation:
-    """The source location of an AST node."""
+    """The source location of an AST node (1-based line, 0-based column in characters, like a SyntaxError's)."""
+    line = getattr(node, "lineno", 1)
+    end_line = getattr(node, "end_lineno", None)
+    column = _char_column(line, getattr(node, "col_offset", 0))
     return SourceLocation(
-        getattr(node, "lineno", 1),
-        getattr(node, "col_offset", 0),
-        getattr(node, "end_lineno", None),
-        getattr(node, "end_col_offset", None),
+        line,
+        column if column is not None else 0,
+        end_line,
+        _char_column(end_line, getattr(node, "end_col_offset", None)),
     )
 
 

@@ -22,7 +22,7 @@ from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.ports import PortParams
 from sigforge.dsp.frontends import _consts as c
-from sigforge.dsp.frontends._consts import Func, Module, fail, loc, short
+from sigforge.dsp.frontends._consts import Func, Module, fail, loc, short, source_text
 from sigforge.dsp.frontends._stmts import EntryFunction, read_module
 from sigforge.dsp.ir import Graph, Node, Op, Params, verify
 from sigforge.dsp.types import DType, StreamType
@@ -261,6 +261,12 @@ def _fold_constant(node: ast.expr, scope: dict[str, Any]) -> Any:
 
 
 def parse_python(source: str, *, frame_length: int, input_dtype: DType, entry: str | None = None) -> Graph:
+    """Translate Python source to a verified (unoptimised) IR graph; see :func:`_parse_python`."""
+    with source_text(source):
+        return _parse_python(source, frame_length=frame_length, input_dtype=input_dtype, entry=entry)
+
+
+def _parse_python(source: str, *, frame_length: int, input_dtype: DType, entry: str | None = None) -> Graph:
     """Translate Python source to a verified (unoptimised) IR graph.
 
     Args:

@@ -65,4 +65,4 @@ def list_targets() -> TargetsOut:
 @get("/", sync_to_thread=False, include_in_schema=False)
 def console() -> Response[bytes]:
     page = (STATIC_DIR / "console" / "index.html").read_bytes()
-    return Response(page, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"})
+    return Response(page, media_type="text/html", headers={"cache-control": "no-cache"})

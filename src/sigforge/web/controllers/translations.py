@@ -123,5 +123,5 @@ class TranslationController(Controller):
     ) -> Response[bytes]:
         with context_of(request).db.scope(write=False) as session:
             content = _service(request, session).artifact_file(translation_id, path.lstrip("/"))
-        media = "text/plain; charset=utf-8" if _is_text(content) else "application/octet-stream"
+        media = "text/plain" if _is_text(content) else "application/octet-stream"
         return Response(content, media_type=media)

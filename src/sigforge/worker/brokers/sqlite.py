@@ -8,7 +8,7 @@ Message states (table ``broker_messages``, one row per Dramatiq message id)::
     enqueue ──> queued ──claim──> consumed ──ack──> (row deleted)
                   ^  ^               │ │
                   │  └── requeue ────┘ └──nack──> rejected ──retry_dead_letter──> queued
-                  └── reaper (holder declared dead)
+                  └── reaper (holder declared dead; to ``rejected`` instead at ``max_deliveries`` such deaths)
 
 * ``enqueue`` inserts ``queued`` with ``available_at`` = now, or = ``eta`` for a delayed message,
   which goes to Dramatiq's delay queue ``<queue>.DQ`` (so ``send_with_options(delay=...)`` and the
@@ -25,6 +25,15 @@ Message states (table ``broker_messages``, one row per Dramatiq message id)::
   ``purge_dead_letters`` manage them.
 * Graceful shutdown requeues prefetched-but-unstarted messages; ``close()`` requeues anything this
   worker still holds and deletes its liveness row.
+* Poison messages: ``abandoned`` counts the deliveries whose worker died while running the message. When the
+  reaper takes a row back from a dead holder it adds one if the holder had started it (``started``) or if the
+  row had never been abandoned before (``started`` is written, one short transaction when Dramatiq begins
+  processing, only for rows already abandoned, so the first abandonment cannot tell a running message from
+  one merely prefetched with it); a row reaching ``max_deliveries`` goes to ``rejected`` with the error
+  ``abandoned by a dead worker N times (max_deliveries=N)`` instead of back to ``queued``. Graceful requeues
+  (shutdown, consumer close) and ``close()``'s requeue never count; a Retries re-enqueue keeps the count;
+  ``retry_dead_letter`` resets it. Messages running *beside* a poison message in the same process die with
+  it and are counted too: the database cannot tell which thread killed the process.
 
 Heartbeat / reaper contract (table ``broker_workers``):
 
@@ -40,9 +49,13 @@ Heartbeat / reaper contract (table ``broker_workers``):
 * Each heartbeat thread also reaps. It declares a peer dead once the peer's ``seq`` has not changed
   for ``heartbeat_ttl_s`` of the *reaper's own* monotonic clock (so wall-clock jumps, and time spent
   waiting for the write lock, never kill a live worker), deletes its row and, in the same
-  transaction, requeues every ``consumed`` row whose worker has no liveness row.
+  transaction, requeues every ``consumed`` row whose worker has no liveness row (dead-letters it instead when
+  that makes ``max_deliveries`` abandonments; see "Poison messages").
 * A worker merely stalled that long (SIGSTOP, swap storm) finds its row gone on its next beat, logs
   it and re-registers; its stale acks are no-ops and its jobs may run twice: at-least-once.
+
+Schema version 2 (v1 files gain the ``abandoned``/``started`` columns in place on first open); a process of an
+older sigforge refuses a file of a newer schema, so upgrade every process sharing the file together.
 
 Durability: WAL. ``synchronous=NORMAL`` survives process crashes (a power cut may lose the last
 commits, never corrupts); ``FULL`` also survives power cuts at the price of an fsync per commit.
@@ -107,10 +120,13 @@ class SQLiteBroker(Broker):
         poll_interval_s: Longest a consumer idles before looking for due messages again (an enqueue
             in the same process, or a freed prefetch slot, wakes it at once).
         synchronous: ``PRAGMA synchronous``: ``NORMAL`` or ``FULL`` (power-cut safe, slower).
+        max_deliveries: A message whose worker died while running it this many times (segfault, OOM kill,
+            SIGKILL) is dead-lettered by the reaper instead of being redelivered forever; None for no limit.
+            With 1, a worker's death also dead-letters the messages it had merely prefetched (see module docs).
         middleware: Dramatiq middleware; Dramatiq's defaults when None.
 
     Raises:
-        ValueError: On a non-positive interval or a TTL under twice the interval.
+        ValueError: On a non-positive interval, a TTL under twice the interval, or ``max_deliveries`` < 1.
     """
 
     def __init__(
@@ -121,6 +137,7 @@ class SQLiteBroker(Broker):
         heartbeat_ttl_s: float = 30.0,
         poll_interval_s: float = 0.1,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        max_deliveries: int | None = 5,
         middleware: list[Any] | None = None,
     ) -> None:
         if heartbeat_interval_s <= 0 or poll_interval_s <= 0:
@@ -129,11 +146,16 @@ class SQLiteBroker(Broker):
             raise ValueError("heartbeat_ttl_s must be at least twice heartbeat_interval_s")
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        if max_deliveries is not None and (
+            isinstance(max_deliveries, bool) or not isinstance(max_deliveries, int) or max_deliveries < 1
+        ):
+            raise ValueError(f"max_deliveries must be a positive integer or None, not {max_deliveries!r}")
         super().__init__(middleware=middleware)
         self.path = os.fspath(path)
         self.heartbeat_interval_s = heartbeat_interval_s
         self.heartbeat_ttl_s = heartbeat_ttl_s
         self.poll_interval_s = poll_interval_s
+        self.max_deliveries = max_deliveries
         self.queues: set[str] = set()
         self.store = Store(path, synchronous=synchronous, busy_timeout_s=BUSY_TIMEOUT_S)
         self._init_process_state()
@@ -149,8 +171,16 @@ class SQLiteBroker(Broker):
 
     def _init_process_state(self) -> None:
         self._lock = threading.Lock()
-        self._liveness = Liveness(self.store, interval_s=self.heartbeat_interval_s, ttl_s=self.heartbeat_ttl_s)
+        self._liveness = self._new_liveness()
         self._wakeups: dict[str, set[threading.Event]] = {}
+
+    def _new_liveness(self) -> Liveness:
+        return Liveness(
+            self.store,
+            interval_s=self.heartbeat_interval_s,
+            ttl_s=self.heartbeat_ttl_s,
+            max_deliveries=self.max_deliveries,
+        )
 
     def _reset_after_fork(self) -> None:
         # Runs in the child right after fork, while only the forking thread exists: every lock may have been
@@ -199,6 +229,22 @@ class SQLiteBroker(Broker):
             wakeup=wakeup,
             unregister=functools.partial(self._unregister_wakeup, queue_name, wakeup),
         )
+
+    def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
+        """Dramatiq's middleware hook, plus: a message about to run that was abandoned before gets ``started``.
+
+        Only such suspects pay the write (see "Poison messages" in the module docs). A failed write is logged
+        and the message runs anyway: without the mark, a death while running it is merely not counted.
+        """
+        if signal == "process_message" and args and self.max_deliveries is not None:
+            proxy = args[0]
+            token: tuple[int, int] | None = getattr(proxy, "sqlite_token", None)
+            if token is not None and getattr(proxy, "sqlite_abandoned", 0) > 0:
+                try:
+                    self.store.mark_started(token[0], token[1], self._liveness.worker_id)
+                except SQLiteBrokerError as exc:
+                    self.logger.warning("Could not mark message %s as started: %s", proxy.message_id, exc)
+        super().emit_before(signal, *args, **kwargs)
 
     def _unregister_wakeup(self, queue_name: str, wakeup: threading.Event) -> None:
         with self._lock:
@@ -291,7 +337,7 @@ class SQLiteBroker(Broker):
         finally:
             self.store.close()
             with self._lock:
-                self._liveness = Liveness(self.store, interval_s=self.heartbeat_interval_s, ttl_s=self.heartbeat_ttl_s)
+                self._liveness = self._new_liveness()
 
     # -- operations API (dead letters, stats, readiness) -----------------------------------------------------
 

@@ -23,11 +23,15 @@ MAX_CLAIM_BATCH = 64
 
 
 class SQLiteMessageProxy(MessageProxy):
-    """A ``MessageProxy`` carrying its claim token: ack/nack/requeue touch exactly the claim it came from."""
+    """A ``MessageProxy`` carrying its claim token: ack/nack/requeue touch exactly the claim it came from.
 
-    def __init__(self, message: Message[Any], token: tuple[int, int]) -> None:
+    ``sqlite_abandoned`` is how many earlier deliveries died with their worker (see ``max_deliveries``).
+    """
+
+    def __init__(self, message: Message[Any], token: tuple[int, int], abandoned: int = 0) -> None:
         super().__init__(message)
         self.sqlite_token = token
+        self.sqlite_abandoned = abandoned
 
 
 def _token(message: Any) -> tuple[int, int]:
@@ -139,7 +143,7 @@ class SQLiteConsumer(Consumer):
                 message_id=message.message_id,
                 message_timestamp=message.message_timestamp,
             )
-        return SQLiteMessageProxy(message, (row.row_id, row.delivery))
+        return SQLiteMessageProxy(message, (row.row_id, row.delivery), row.abandoned)
 
     def _release(self, token: tuple[int, int]) -> None:
         with self._lock:

@@ -22,12 +22,14 @@ class Liveness:
         store: The broker's database.
         interval_s: Seconds between beats.
         ttl_s: Seconds a peer's heartbeat must stand still, on our monotonic clock, before we declare it dead.
+        max_deliveries: Abandonments (holder died running it) after which the reaper dead-letters a message.
     """
 
-    def __init__(self, store: Store, *, interval_s: float, ttl_s: float) -> None:
+    def __init__(self, store: Store, *, interval_s: float, ttl_s: float, max_deliveries: int | None) -> None:
         self.store = store
         self.interval_s = interval_s
         self.ttl_s = ttl_s
+        self.max_deliveries = max_deliveries
         self.pid = os.getpid()
         self.worker_id = f"{os.getpid()}-{uuid.uuid4().hex}"
         self._lock = threading.Lock()
@@ -77,9 +79,16 @@ class Liveness:
                 self.ttl_s,
             )
         self._registered = True
-        dead, requeued = self.store.reap(self.worker_id, self._observed, self.ttl_s)
-        if dead or requeued:
-            logger.warning("Reaper: workers %s presumed dead; requeued %d message(s).", dead, requeued)
+        reaped = self.store.reap(self.worker_id, self._observed, self.ttl_s, self.max_deliveries)
+        if reaped.dead or reaped.requeued:
+            logger.warning("Reaper: workers %s presumed dead; requeued %d message(s).", reaped.dead, reaped.requeued)
+        if reaped.dead_lettered:
+            logger.error(
+                "Reaper: dead-lettered %d message(s) abandoned by dead workers %d times (poison messages?): %s",
+                len(reaped.dead_lettered),
+                self.max_deliveries,
+                ", ".join(reaped.dead_lettered),
+            )
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

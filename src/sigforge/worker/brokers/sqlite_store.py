@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from dramatiq.errors import ConnectionClosed
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: States a message row can be in (ack deletes the row, so "done" is not a state).
 QUEUED, CONSUMED, REJECTED = "queued", "consumed", "rejected"
@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS broker_messages (
     available_at  INTEGER NOT NULL,
     worker_id     TEXT,
     delivery      INTEGER NOT NULL DEFAULT 0,
+    abandoned     INTEGER NOT NULL DEFAULT 0,
+    started       INTEGER NOT NULL DEFAULT 0,
     enqueued_at   INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL,
     error         TEXT,
@@ -51,6 +53,16 @@ CREATE TABLE IF NOT EXISTS broker_workers (
     heartbeat_at  INTEGER NOT NULL
 );
 """
+
+#: Statements that bring a database of schema version ``v`` to ``v + 1`` (a new database gets ``_SCHEMA``).
+#: v2: ``abandoned`` (how many times the message's holder died while running it) and ``started`` (the current
+#: claim's holder began running it; written only for messages already abandoned at least once).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE broker_messages ADD COLUMN abandoned INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE broker_messages ADD COLUMN started INTEGER NOT NULL DEFAULT 0",
+    ),
+}
 
 #: Upsert of a worker's liveness row. ``seq`` is what the reaper watches: it changes on every beat whatever
 #: the wall clock does.
@@ -82,12 +94,25 @@ def now_ms() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A row this worker just moved to ``consumed``; ``(row_id, delivery)`` is the claim token."""
+    """A row this worker just moved to ``consumed``; ``(row_id, delivery)`` is the claim token.
+
+    ``abandoned`` counts the earlier deliveries whose worker died while running the message.
+    """
 
     row_id: int
     delivery: int
     available_at: int
+    abandoned: int
     payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    """Outcome of one reaper pass."""
+
+    dead: list[str]  #: worker ids declared dead in this pass
+    requeued: int  #: rows of dead (or unregistered) workers put back to ``queued``
+    dead_lettered: list[str]  #: message ids moved to ``rejected`` instead: abandoned ``max_deliveries`` times
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +199,14 @@ class Store:
             )
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Read again under the write lock: another process may have created or migrated it meanwhile.
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
             # Not executescript(): it would COMMIT first and lose BEGIN IMMEDIATE's serialisation.
-            for statement in filter(str.strip, _SCHEMA.split(";")):
+            if version == 0:
+                statements: list[str] = list(filter(str.strip, _SCHEMA.split(";")))
+            else:
+                statements = [sql for v in range(version, SCHEMA_VERSION) for sql in _MIGRATIONS[v]]
+            for statement in statements:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -259,19 +290,28 @@ class Store:
             conn.execute(_BEAT, (worker_id, os.getpid(), socket.gethostname(), now, now))
             sql = (
                 "UPDATE broker_messages SET state = ?, worker_id = ?,"  # noqa: S608 - placeholders only
-                " delivery = delivery + 1, updated_at = ?"
+                " delivery = delivery + 1, started = 0, updated_at = ?"
                 " WHERE id IN (SELECT id FROM broker_messages"
                 f"  WHERE queue IN ({marks}) AND state = ? AND available_at <= ?"
                 "  ORDER BY available_at, id LIMIT ?)"
-                " RETURNING id, delivery, available_at, payload"
+                " RETURNING id, delivery, available_at, abandoned, payload"
             )
             rows = conn.execute(
                 sql,
                 (CONSUMED, worker_id, now, *queues, QUEUED, now, limit),
             ).fetchall()
-        claimed = [Claimed(int(r[0]), int(r[1]), int(r[2]), bytes(r[3])) for r in rows]
+        claimed = [Claimed(int(r[0]), int(r[1]), int(r[2]), int(r[3]), bytes(r[4])) for r in rows]
         claimed.sort(key=lambda c: (c.available_at, c.row_id))  # RETURNING order is unspecified
         return claimed
+
+    def mark_started(self, row_id: int, delivery: int, worker_id: str) -> bool:
+        """Record that the holder of this claim began running it. False when the claim token is stale."""
+        with self.write() as conn:
+            cur = conn.execute(
+                "UPDATE broker_messages SET started = 1 WHERE id = ? AND delivery = ? AND state = ? AND worker_id = ?",
+                (row_id, delivery, CONSUMED, worker_id),
+            )
+            return cur.rowcount > 0
 
     def ack(self, row_id: int, delivery: int, worker_id: str) -> bool:
         """Delete a claimed row. False when the claim token is stale (redelivered or re-enqueued since)."""
@@ -325,18 +365,26 @@ class Store:
             conn.execute(_BEAT, (worker_id, os.getpid(), socket.gethostname(), now, now))
             return False
 
-    def reap(self, self_id: str, observed: dict[str, tuple[int, float]], ttl_s: float) -> tuple[list[str], int]:
+    def reap(
+        self, self_id: str, observed: dict[str, tuple[int, float]], ttl_s: float, max_deliveries: int | None
+    ) -> Reaped:
         """Declare dead the workers whose ``seq`` has not moved for ``ttl_s`` of *our* monotonic time; requeue
-        every message held by a worker that has no liveness row (the dead ones, and orphans).
+        every message held by a worker that has no liveness row (the dead ones, and orphans), or dead-letter it
+        if that makes ``max_deliveries`` abandonments.
+
+        A message's ``abandoned`` count grows by one when its holder is found dead and either the holder had
+        started running it (``started``) or it had never been abandoned before (``started`` is written only
+        for such suspects, so a first abandonment cannot tell a running message from a prefetched one).
 
         Args:
             self_id: The calling worker (never reaped by itself).
             observed: ``worker_id -> (seq, monotonic time first seen with that seq)``, kept by the
                 caller across calls; updated in place.
             ttl_s: Visibility timeout.
+            max_deliveries: Abandonments that make a message a dead letter; None for no limit.
 
         Returns:
-            The dead worker ids and the number of messages requeued.
+            What the pass did.
         """
         with self.write() as conn:
             # Read after taking the write lock, so our wait for it never counts as someone's silence.
@@ -358,15 +406,33 @@ class Store:
                 conn.executemany("DELETE FROM broker_workers WHERE worker_id = ?", [(w,) for w in dead])
                 for worker_id in dead:
                     observed.pop(worker_id, None)
+            now = now_ms()
+            orphaned = "state = ? AND worker_id NOT IN (SELECT worker_id FROM broker_workers)"
+            strike = "(CASE WHEN abandoned = 0 OR started THEN 1 ELSE 0 END)"
+            poisoned: list[str] = []
+            if max_deliveries is not None:
+                rows = conn.execute(
+                    f"UPDATE broker_messages SET state = ?, worker_id = NULL, abandoned = abandoned + {strike},"  # noqa: S608 - constants only
+                    f" error = 'abandoned by a dead worker ' || (abandoned + {strike}) || ' times (max_deliveries='"
+                    " || ? || ')', updated_at = ?"
+                    f" WHERE {orphaned} AND abandoned + {strike} >= ?"
+                    " RETURNING message_id",
+                    (REJECTED, max_deliveries, now, CONSUMED, max_deliveries),
+                ).fetchall()
+                poisoned = [str(r[0]) for r in rows]
             cur = conn.execute(
-                "UPDATE broker_messages SET state = ?, worker_id = NULL, updated_at = ?"
-                " WHERE state = ? AND worker_id NOT IN (SELECT worker_id FROM broker_workers)",
-                (QUEUED, now_ms(), CONSUMED),
+                f"UPDATE broker_messages SET state = ?, worker_id = NULL, abandoned = abandoned + {strike},"  # noqa: S608 - constants only
+                f" started = 0, updated_at = ? WHERE {orphaned}",
+                (QUEUED, now, CONSUMED),
             )
-            return dead, cur.rowcount
+            return Reaped(dead, cur.rowcount, poisoned)
 
     def retire(self, worker_id: str) -> int:
-        """A worker leaves: requeue what it still holds, delete its liveness row. Returns rows requeued."""
+        """A worker leaves: requeue what it still holds, delete its liveness row. Returns rows requeued.
+
+        Not an abandonment (``abandoned`` is left alone): the process is alive and leaving on purpose, so what it
+        still holds was prefetched, or outlived the shutdown timeout; neither says the message kills workers.
+        """
         with self.write() as conn:
             cur = conn.execute(
                 "UPDATE broker_messages SET state = ?, worker_id = NULL, updated_at = ?"
@@ -422,7 +488,7 @@ class Store:
             now = now_ms()
             cur = conn.execute(
                 "UPDATE broker_messages SET state = ?, queue = ?, available_at = ?, worker_id = NULL,"
-                " error = NULL, updated_at = ?, payload = ? WHERE id = ? AND state = ?",
+                " error = NULL, abandoned = 0, started = 0, updated_at = ?, payload = ? WHERE id = ? AND state = ?",
                 (QUEUED, queue, now, now, payload, row_id, REJECTED),
             )
             return cur.rowcount > 0

@@ -14,8 +14,10 @@
   /* Query parameter used to ask for the next page of /translations. */
   var CURSOR_PARAM = "cursor";
   /* Base of "location.column" when placing the caret. sigforge reports
-     ast-style locations (sigforge.errors.SourceLocation): 1-based line,
-     0-based column. The column is displayed exactly as the server sends it. */
+     1-based lines and 0-based columns counted in characters (code points),
+     like Python's SyntaxError. The column is displayed exactly as the server
+     sends it; only the caret placement converts code points to the
+     textarea's UTF-16 offsets. */
   var COLUMN_BASE = 0;
   /* Files larger than this are not rendered inline (use "Open raw"). */
   var MAX_INLINE_FILE_BYTES = 2 * 1024 * 1024;
@@ -152,6 +154,31 @@
     return d ? dateFormatter.format(d) : "—";
   }
 
+  var dateMinuteFormatter = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit"
+  });
+
+  /* Compact date (no seconds) for the narrow metadata grid. */
+  function fmtDateShort(value) {
+    var d = parseDate(value);
+    return d ? dateMinuteFormatter.format(d) : "—";
+  }
+
+  var timeFormatter = new Intl.DateTimeFormat(undefined, {
+    hour: "2-digit", minute: "2-digit", second: "2-digit"
+  });
+
+  /* Time only when `value` falls on the same local day as `ref`. */
+  function fmtDateAfter(value, ref) {
+    var d = parseDate(value);
+    var r = parseDate(ref);
+    if (d && r && d.toDateString() === r.toDateString()) {
+      return timeFormatter.format(d);
+    }
+    return fmtDate(value);
+  }
+
   var relFormatter = typeof Intl.RelativeTimeFormat === "function"
     ? new Intl.RelativeTimeFormat(undefined, { numeric: "auto" })
     : null;
@@ -196,6 +223,13 @@
     }
     var minutes = Math.floor(ms / 60000);
     return minutes + " min " + Math.round((ms % 60000) / 1000) + " s";
+  }
+
+  /* First group of a UUID ("6734a830"), or the first 12 characters. */
+  function shortId(id) {
+    var text = String(id);
+    var dash = text.indexOf("-");
+    return dash >= 6 && dash <= 12 ? text.slice(0, dash) : text.slice(0, 12);
   }
 
   function humanKey(key) {
@@ -459,8 +493,20 @@
       offset += lines[i].length + 1;
     }
     var col = typeof column === "number" ? column - COLUMN_BASE : 0;
-    col = Math.min(Math.max(col, 0), lines[lineIndex].length);
+    col = codePointsToUtf16Column(lines[lineIndex], Math.max(col, 0));
     return offset + col;
+  }
+
+  /* UTF-16 index in `lineText` of the `points`-th code point (clamped to the
+     line's end). Differs from `points` only after astral characters. */
+  function codePointsToUtf16Column(lineText, points) {
+    var seen = 0;
+    var i = 0;
+    while (i < lineText.length && seen < points) {
+      i += lineText.codePointAt(i) >= 0x10000 ? 2 : 1;
+      seen += 1;
+    }
+    return i;
   }
 
   function markLocation(location, focus) {
@@ -700,8 +746,12 @@
     if (value === null || value === undefined || value === "") {
       return;
     }
-    var dd = h("dd", null, [mono ? h("code", { class: "mono break", text: value }) : String(value)]);
-    dl.appendChild(h("div", { class: "meta__item" }, [h("dt", { text: label }), dd]));
+    var text = String(value);
+    var dd = h("dd", null, [mono ? h("code", { class: "mono break", text: text }) : text]);
+    /* Long free text (e.g. the report summary) gets a whole row instead of
+       being squeezed into one narrow grid column. */
+    var wide = text.length > 40 && /\s/.test(text);
+    dl.appendChild(h("div", { class: wide ? "meta__item meta__item--wide" : "meta__item" }, [h("dt", { text: label }), dd]));
   }
 
   function renderSteps(status) {
@@ -741,12 +791,12 @@
     metaRow(dl, "Input dtype", t.input_dtype);
     metaRow(dl, "Frame length", t.frame_length);
     metaRow(dl, "Entry point", t.entry || "(automatic)");
-    metaRow(dl, "Created", fmtDate(t.created_at));
+    metaRow(dl, "Created", fmtDateShort(t.created_at));
     if (t.started_at) {
-      metaRow(dl, "Started", fmtDate(t.started_at));
+      metaRow(dl, "Started", fmtDateAfter(t.started_at, t.created_at));
     }
     if (t.finished_at) {
-      metaRow(dl, "Finished", fmtDate(t.finished_at));
+      metaRow(dl, "Finished", fmtDateAfter(t.finished_at, t.started_at || t.created_at));
       metaRow(dl, "Run time", fmtDuration(t.started_at || t.created_at, t.finished_at));
     }
     if (typeof t.max_abs_error === "number") {
@@ -965,14 +1015,24 @@
 
     var vectors = Array.isArray(report.vectors) ? report.vectors.filter(isObject) : [];
     if (vectors.length) {
-      var columns = ["name"];
+      var keys = [];
       vectors.forEach(function (vec) {
         Object.keys(vec).forEach(function (key) {
-          if (columns.indexOf(key) === -1) {
-            columns.push(key);
+          if (key !== "name" && keys.indexOf(key) === -1) {
+            keys.push(key);
           }
         });
       });
+      /* Drop columns that are empty in every row (e.g. "problem" when all
+         vectors pass; the raw JSON below still has them), and put the
+         pass/fail columns first so the verdict per vector reads at a glance. */
+      keys = keys.filter(function (key) {
+        return vectors.some(function (vec) { return vec[key] !== null && vec[key] !== undefined; });
+      });
+      var isFlag = function (key) {
+        return vectors.every(function (vec) { return vec[key] === undefined || vec[key] === null || typeof vec[key] === "boolean"; });
+      };
+      var columns = ["name"].concat(keys.filter(isFlag), keys.filter(function (key) { return !isFlag(key); }));
       var headRow = h("tr", null, columns.map(function (key) {
         var numeric = vectors.some(function (vec) { return typeof vec[key] === "number"; });
         return h("th", { scope: "col", class: numeric ? "num" : null, title: key, text: humanKey(key) });
@@ -1051,6 +1111,16 @@
   function loadFiles(generation, t) {
     var section = $("t-files");
     var empty = $("files-empty");
+    /* The files are the artifact's contents: no artifact, nothing to list
+       (and no 409 to provoke in the browser's network log). */
+    if (!t.artifact_sha256) {
+      if (t.status !== "failed") {
+        section.hidden = false;
+        empty.textContent = "No generated files are available for this translation.";
+        empty.hidden = false;
+      }
+      return;
+    }
     request("/translations/" + enc(t.id) + "/files").then(function (payload) {
       if (generation !== view.generation) {
         return;
@@ -1207,7 +1277,7 @@
         h("time", { class: "recent__time", datetime: t.created_at || null, title: fmtDate(t.created_at), text: fmtRelative(t.created_at) })
       ]),
       h("span", { class: "recent__row" }, [
-        h("code", { class: "mono recent__id", text: String(t.id).slice(0, 12) }),
+        h("code", { class: "mono recent__id", title: String(t.id), text: shortId(t.id) }),
         h("span", { class: "recent__detail", text: [t.target, t.input_dtype, t.frame_length].filter(function (x) { return x !== null && x !== undefined; }).join(" · ") })
       ])
     ]);

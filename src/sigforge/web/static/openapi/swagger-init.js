@@ -32,6 +32,18 @@
 
   var data = container.dataset;
 
+  /* A way back to the console (the Swagger top bar is deliberately off). */
+  if (!document.querySelector(".sf-topbar")) {
+    var bar = document.createElement("nav");
+    bar.className = "sf-topbar";
+    bar.setAttribute("aria-label", "Service");
+    var back = document.createElement("a");
+    back.href = "/";
+    back.textContent = "\u2190 sigforge console";
+    bar.appendChild(back);
+    container.parentNode.insertBefore(bar, container);
+  }
+
   function readCookie(name) {
     var prefix = name + "=";
     var parts = document.cookie ? document.cookie.split("; ") : [];

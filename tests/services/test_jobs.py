@@ -1,0 +1,114 @@
+"""Translation jobs: enqueue after commit only, one claim per message, duplicates do nothing, stale jobs re-sent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from sigforge.db.models import Translation
+from sigforge.db.repositories import AuditRepository, TranslationRepository
+from sigforge.db.session import Database
+from sigforge.db.types import utcnow
+from sigforge.services.context import Actor
+from sigforge.services.jobs import BuildEnvironment, TranslationJob
+from sigforge.services.translations import NewTranslation, TranslationService
+from sigforge.settings import LimitSettings, load_settings
+from support import FIR_DECIMATE
+
+LIMITS = LimitSettings()
+
+
+def create(db: Database, sent: list[str], source: str = FIR_DECIMATE) -> str:
+    with db.scope() as session:
+        service = TranslationService(session, limits=LIMITS, actor=Actor("test"), dispatch=sent.append)
+        row = service.create(NewTranslation(source=source, frame_length=256))
+        assert sent == [] or row.id not in sent, "nothing is sent before the commit"
+        return row.id
+
+
+def test_job_is_sent_only_after_commit(db: Database) -> None:
+    sent: list[str] = []
+    translation_id = create(db, sent)
+    assert sent == [translation_id]
+
+
+def test_rollback_sends_nothing_and_writes_nothing(db: Database) -> None:
+    sent: list[str] = []
+    with pytest.raises(RuntimeError), db.scope() as session:
+        TranslationService(session, limits=LIMITS, actor=Actor("test"), dispatch=sent.append).create(
+            NewTranslation(source=FIR_DECIMATE, frame_length=256)
+        )
+        raise RuntimeError("the request failed after the insert")
+    assert sent == []
+    with db.scope(write=False) as session:
+        assert TranslationRepository(session).count() == 0
+
+
+def test_a_failing_send_after_commit_keeps_the_saved_row(db: Database) -> None:
+    def broker_down(_: str) -> None:
+        raise ConnectionError("broker unreachable")
+
+    with db.scope() as session:
+        row = TranslationService(session, limits=LIMITS, actor=Actor("test"), dispatch=broker_down).create(
+            NewTranslation(source=FIR_DECIMATE, frame_length=256)
+        )
+    with db.scope(write=False) as session:
+        assert TranslationRepository(session).get(row.id) is not None
+
+
+def test_claim_admits_the_redelivered_message_but_not_a_duplicate(db: Database) -> None:
+    translation_id = create(db, [])
+    with db.scope() as session:
+        repo = TranslationRepository(session)
+        assert repo.claim(translation_id, "msg-A")
+        assert not repo.claim(translation_id, "msg-B"), "a second message must not run a claimed translation"
+        assert repo.claim(translation_id, "msg-A"), "the same message, redelivered after a crash, takes over"
+    with db.scope(write=False) as session:
+        row = TranslationRepository(session).get(translation_id)
+        assert row is not None and row.attempts == 2 and row.job_id == "msg-A"
+
+
+def test_stale_queued_translations_are_redispatched(db: Database) -> None:
+    sent: list[str] = []
+    old, fresh = create(db, sent), create(db, sent)
+    with db.engine.begin() as conn:
+        conn.execute(
+            update(Translation).where(Translation.id == old).values(updated_at=utcnow() - timedelta(minutes=10))
+        )
+    sent.clear()
+    with db.scope() as session:
+        service = TranslationService(session, limits=LIMITS, actor=Actor("worker"), dispatch=sent.append)
+        assert service.redispatch_stale(older_than_s=60) == [old]
+        assert sent == []
+    assert sent == [old]
+    assert fresh not in sent
+    with db.scope(write=False) as session:
+        actions = [e.action for e in AuditRepository(session).for_subject("translation", old)]
+    assert actions == ["translation.created", "translation.redispatched"]
+    sent.clear()
+    with db.scope() as session:  # touched: not stale again right away
+        TranslationService(session, limits=LIMITS, actor=Actor("worker"), dispatch=sent.append).redispatch_stale(
+            older_than_s=60
+        )
+    assert sent == []
+
+
+@pytest.mark.slow
+def test_duplicate_message_is_a_no_op_and_the_outcome_is_recorded_once(sqlite_db: Database, tmp_path: Path) -> None:
+    env = BuildEnvironment.from_settings(load_settings(env={"SIGFORGE_DATA_DIR": str(tmp_path)}))
+    translation_id = create(sqlite_db, [])
+    first = TranslationJob(sqlite_db, env, Actor("worker", job_id="msg-A"))
+    duplicate = TranslationJob(sqlite_db, env, Actor("worker", job_id="msg-B"))
+    with sqlite_db.scope() as session:
+        assert TranslationRepository(session).claim(translation_id, "msg-A")  # msg-A is mid-flight
+    assert duplicate.run(translation_id) is None
+    assert first.run(translation_id) is not None  # msg-A redelivered after its worker died
+    assert first.run(translation_id) is None  # and once more: finished is final
+    with sqlite_db.scope(write=False) as session:
+        row = TranslationRepository(session).get(translation_id)
+        assert row is not None and row.status == "verified"
+        actions = [e.action for e in AuditRepository(session).for_subject("translation", translation_id)]
+    assert actions.count("translation.verified") == 1
