@@ -63,3 +63,13 @@ def test_every_setting_is_documented() -> None:
     doc = (REPO_ROOT / "docs" / "settings.md").read_text()
     missing = [env for env in _field_paths(Settings) if f"`{env}`" not in doc]
     assert missing == [], f"docs/settings.md lacks {missing}"
+
+
+def test_example_config_is_the_defaults() -> None:
+    import msgspec
+    from support import REPO_ROOT
+
+    from sigforge.settings import Settings
+
+    example = load_settings(str(REPO_ROOT / "appliance" / "sigforge.example.toml"), env={})
+    assert msgspec.to_builtins(example) == msgspec.to_builtins(Settings())

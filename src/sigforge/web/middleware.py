@@ -58,7 +58,8 @@ class RequestContextMiddleware:
                 status["code"] = message["status"]
                 headers = MutableScopeHeaders.from_message(message)
                 headers[REQUEST_ID_HEADER] = request_id
-                headers["content-security-policy"] = CSP_STRICT
+                if "content-security-policy" not in headers:  # a handler may set a stricter one
+                    headers["content-security-policy"] = CSP_STRICT
                 headers["x-content-type-options"] = "nosniff"
                 headers["referrer-policy"] = "no-referrer"
                 headers["x-frame-options"] = "DENY"

@@ -19,6 +19,18 @@ from sigforge.web.schemas import (
     TranslationPageOut,
 )
 
+# Generated files are shown, never run: HTML reports and SVG plots render with no script, no network and nothing but
+# their own inline styles and data: images.
+ARTIFACT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+
+
+def _media_for(path: str, content: bytes) -> tuple[str, dict[str, str]]:
+    if path.endswith(".svg"):
+        return "image/svg+xml", {"content-security-policy": ARTIFACT_CSP}
+    if path.endswith(".html"):
+        return "text/html", {"content-security-policy": ARTIFACT_CSP}
+    return ("text/plain" if _is_text(content) else "application/octet-stream"), {}
+
 
 def _is_text(content: bytes) -> bool:
     """Show as text what decodes as UTF-8 and has no NUL (sources, Makefile, JSON); everything else is binary."""
@@ -123,5 +135,5 @@ class TranslationController(Controller):
     ) -> Response[bytes]:
         with context_of(request).db.scope(write=False) as session:
             content = _service(request, session).artifact_file(translation_id, path.lstrip("/"))
-        media = "text/plain" if _is_text(content) else "application/octet-stream"
-        return Response(content, media_type=media)
+        media, headers = _media_for(path, content)
+        return Response(content, media_type=media, headers=headers)

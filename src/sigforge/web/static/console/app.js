@@ -1071,6 +1071,38 @@
     ]));
   }
 
+  /* Plots live in the artifact as plots/*.svg (and the whole report as report.html): show them as images,
+     which the CSP allows because they come from this origin; they never run code. */
+  function loadPlots(generation, t, body) {
+    request("/translations/" + enc(t.id) + "/files").then(function (listing) {
+      if (generation !== view.generation || !isObject(listing) || !Array.isArray(listing.files)) {
+        return;
+      }
+      var base = API + "/translations/" + enc(t.id) + "/files/";
+      var plots = listing.files.filter(function (f) {
+        return isObject(f) && /^plots\/[^/]+\.svg$/.test(f.path);
+      });
+      var hasHtml = listing.files.some(function (f) { return isObject(f) && f.path === "report.html"; });
+      if (!plots.length && !hasHtml) {
+        return;
+      }
+      var section = h("section", { class: "plots", "aria-label": "Plots" }, [h("h3", { text: "Plots" })]);
+      plots.forEach(function (f) {
+        var name = f.path.slice("plots/".length, -".svg".length).replace(/[_-]+/g, " ");
+        section.appendChild(h("figure", { class: "plot" }, [
+          h("img", { src: base + encPath(f.path), alt: name, loading: "lazy" }),
+          h("figcaption", { text: name })
+        ]));
+      });
+      if (hasHtml) {
+        section.appendChild(h("p", null, [
+          h("a", { href: base + "report.html", target: "_blank", rel: "noopener", text: "Open the full report (report.html)" })
+        ]));
+      }
+      body.insertBefore(section, body.firstChild ? body.firstChild.nextSibling : null);
+    }, function () { /* plots are optional: the metrics above still stand */ });
+  }
+
   function loadReport(generation, t) {
     var section = $("t-report");
     var body = $("report-body");
@@ -1082,6 +1114,7 @@
         return;
       }
       renderReport(report);
+      loadPlots(generation, t, body);
     }, function (err) {
       if (generation !== view.generation) {
         return;
