@@ -56,7 +56,8 @@ class Workload:
 WORKLOADS = [
     Workload(
         "64-tap FIR",
-        "from scipy import signal\nTAPS = signal.firwin(64, 0.2)\ndef fir(x):\n    return signal.lfilter(TAPS, 1.0, x)\n",
+        "from scipy import signal\nTAPS = signal.firwin(64, 0.2)\n"
+        "def fir(x):\n    return signal.lfilter(TAPS, 1.0, x)\n",
         lambda x: signal.lfilter(FIR64.astype(np.float32), np.float32(1.0), x),
     ),
     Workload(

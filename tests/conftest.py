@@ -80,3 +80,20 @@ def sqlite_db(sqlite_url: str):  # type: ignore[no-untyped-def]
     database = _migrated(sqlite_url)
     yield database
     database.dispose()
+
+
+# --- the host compiler and the sandboxed runner, for compiled-C tests -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cc():  # type: ignore[no-untyped-def]
+    from sigforge.toolchains.host import find_host_cc
+
+    return find_host_cc()
+
+
+@pytest.fixture(scope="session")
+def runner():  # type: ignore[no-untyped-def]
+    from sigforge.toolchains.runner import ProcessRunner
+
+    return ProcessRunner()

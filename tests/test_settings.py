@@ -67,9 +67,9 @@ def test_every_setting_is_documented() -> None:
 
 def test_example_config_is_the_defaults() -> None:
     import msgspec
-    from support import REPO_ROOT
 
     from sigforge.settings import Settings
+    from support import REPO_ROOT
 
     example = load_settings(str(REPO_ROOT / "appliance" / "sigforge.example.toml"), env={})
     assert msgspec.to_builtins(example) == msgspec.to_builtins(Settings())

@@ -38,7 +38,9 @@ def test_translate_produces_the_artifact_files() -> None:
     iface = json.loads(plan.files["interface.json"])
     assert iface == plan.interface
     assert iface["inputs"] == [{"name": "x", "dtype": "float32", "samples_per_frame": 256, "rate_factor": "1"}]
-    assert iface["outputs"] == [{"name": "y", "dtype": "float32", "samples_per_frame": 64, "rate_factor": "1/4"}]
+    assert iface["outputs"] == [
+        {"name": "y", "dtype": "float32", "samples_per_frame": 64, "rate_factor": "1/4", "file": "OUT.bin"}
+    ]
     assert iface["entry"] == "channelize" and iface["frame_length"] == 256 and iface["sample_rate"] == 48000.0
     header = plan.files["channelize.h"].decode()
     for proto in (
@@ -52,7 +54,8 @@ def test_translate_produces_the_artifact_files() -> None:
     assert "polyphase" in source
     makefile = plan.files["Makefile"].decode()
     assert re.search(r"^\t\$\(CC\) \$\(CFLAGS\) \$\(SIGFORGE_CFLAGS\)", makefile, re.M)
-    assert "CFLAGS ?= -O2" in makefile and "-std=c99 -ffp-contract=off" in makefile
+    assert "CFLAGS ?= -O3 -march=native -ffp-contract=fast" in makefile and "-std=c99 -Wall" in makefile
+    assert iface["build"]["cflags"] == "-O3 -march=native -ffp-contract=fast -std=c99 -Wall -Wextra"
     rules = [r for r in re.findall(r"^([A-Za-z/_.]+):", makefile, re.M) if not r.startswith(".")]
     assert rules[0] == "all" and "all: build/harness" in makefile  # the default goal builds the harness
     (golden,) = plan.golden(np.arange(512.0))
@@ -80,12 +83,14 @@ def test_check_returns_a_summary_without_building() -> None:
 
 
 def test_request_validation() -> None:
-    assert SUPPORTED_TARGETS == ("host-c",) and SUPPORTED_INPUT_DTYPES == ("float32",)
+    assert SUPPORTED_TARGETS == ("host-c",) and SUPPORTED_INPUT_DTYPES == ("float32", "float64")
     with pytest.raises(UnsupportedTarget) as info:
         translate(SRC, TranslationRequest(target="verilog", frame_length=64))
     assert info.value.pointer == "/target" and "host-c" in info.value.message
-    with pytest.raises(UnsupportedTarget, match="float64 is not supported"):
-        check(SRC, TranslationRequest(input_dtype="float64", frame_length=64))
+    for complex_dtype in ("complex64", "complex128"):
+        with pytest.raises(UnsupportedTarget, match="complex streams come later") as cinfo:
+            check(SRC, TranslationRequest(input_dtype=complex_dtype, frame_length=64))
+        assert cinfo.value.pointer == "/input_dtype"
     with pytest.raises(UnsupportedTarget, match="int16"):
         check(SRC, TranslationRequest(input_dtype="int16", frame_length=64))
     with pytest.raises(InvalidInput, match="unknown input dtype"):

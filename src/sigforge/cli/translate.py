@@ -42,22 +42,27 @@ def _prepare_out(out: Path, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _num(value: object, fmt: str) -> str:
+    return format(value, fmt) if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
 def _summary(outcome: VerificationOutcome, out: Path, source: str, request: pipeline.TranslationRequest) -> str:
     verdict = "VERIFIED" if outcome.verified else "VERIFICATION FAILED"
     lines = [
         f"{verdict}: {source} -> {request.target} ({request.input_dtype}, frame {request.frame_length})",
-        f"  max abs error: {outcome.max_abs_error:.3g}",
+        f"  max abs error: {_num(outcome.max_abs_error, '.3g')}",
+        f"  {'vector':<12} {'ok':<4} {'max|err|':>10} {'err/RMS':>10} {'SNR dB':>8}  boundary",
     ]
     for vector in outcome.report.get("vectors", []):
-        name = vector.get("name", "?")
-        metrics = ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in vector.items()
-            if k != "name" and isinstance(v, int | float | bool)
+        lines.append(
+            f"  {vector.get('name', '?')!s:<12} {'yes' if vector.get('passed') else 'NO':<4} "
+            f"{_num(vector.get('max_abs_error'), '10.3g')} {_num(vector.get('max_rel_error'), '10.3g')} "
+            f"{_num(vector.get('snr_db'), '8.1f')}  {'ok' if vector.get('boundary_ok') else 'DISCONTINUOUS'}"
         )
-        lines.append(f"  {name:<14} {metrics}")
     lines.append(f"  {outcome.summary}")
     lines.append(f"  artifact: {out}/ ({len(outcome.files)} files; `make -C {out}` builds {out}/build/harness)")
+    if "report.html" in outcome.files:
+        lines.append(f"  report:   {out}/report.html")
     return "\n".join(lines)
 
 

@@ -12,10 +12,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sigforge.dsp.blocks import decimate, fir, gain
+from sigforge.dsp.blocks import decimate, elementwise, fir, gain, iir
 from sigforge.dsp.blocks.decimate import DecimateParams
+from sigforge.dsp.blocks.elementwise import MapParams
 from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.gain import GainParams
+from sigforge.dsp.blocks.iir import IirParams
 from sigforge.dsp.ir import Graph, Op
 
 FloatArray = npt.NDArray[np.float64]
@@ -23,16 +25,20 @@ FloatArray = npt.NDArray[np.float64]
 
 class _Streamer(Protocol):
     def reset(self) -> None: ...
-    def process(self, frame: npt.ArrayLike) -> FloatArray: ...
+    def process(self, *frames: Any) -> FloatArray: ...
 
 
-def _reference(params: Any) -> Callable[[FloatArray], FloatArray]:
+def _reference(params: Any) -> Callable[..., FloatArray]:
     if isinstance(params, FirParams):
         return lambda x: fir.reference(params, x)
     if isinstance(params, DecimateParams):
         return lambda x: decimate.reference(params, x)
     if isinstance(params, GainParams):
         return lambda x: gain.reference(params, x)
+    if isinstance(params, IirParams):
+        return lambda x: iir.reference(params, x)
+    if isinstance(params, MapParams):
+        return lambda *xs: elementwise.reference(params, *xs)
     raise TypeError(f"no golden model for {type(params).__name__}")
 
 
@@ -53,17 +59,21 @@ def evaluate(graph: Graph, x: npt.ArrayLike) -> list[FloatArray]:
         elif node.op is Op.OUTPUT:
             values[node.id] = values[node.inputs[0]]
         else:
-            values[node.id] = _reference(node.params)(values[node.inputs[0]])
+            values[node.id] = _reference(node.params)(*(values[i] for i in node.inputs))
     return [values[n.id] for n in graph.outputs]
 
 
-def _streamer(params: Any) -> _Streamer:
+def _streamer(params: Any) -> Any:  # a block Streamer; one-input blocks take one frame
     if isinstance(params, FirParams):
         return fir.Streamer(params)
     if isinstance(params, DecimateParams):
         return decimate.Streamer(params)
     if isinstance(params, GainParams):
         return gain.Streamer(params)
+    if isinstance(params, IirParams):
+        return iir.Streamer(params)
+    if isinstance(params, MapParams):
+        return elementwise.Streamer(params)
     raise TypeError(f"no streaming model for {type(params).__name__}")
 
 
@@ -72,7 +82,8 @@ class StreamingModel:
 
     def __init__(self, graph: Graph) -> None:
         self._graph = graph
-        self._blocks = {n.id: _streamer(n.params) for n in graph.nodes if n.op not in (Op.INPUT, Op.OUTPUT)}
+        blocks = [n for n in graph.nodes if n.op not in (Op.INPUT, Op.OUTPUT)]
+        self._blocks: dict[str, _Streamer] = {n.id: _streamer(n.params) for n in blocks}
 
     def reset(self) -> None:
         """Return every block to its initial state."""
@@ -88,5 +99,5 @@ class StreamingModel:
             elif node.op is Op.OUTPUT:
                 values[node.id] = values[node.inputs[0]]
             else:
-                values[node.id] = self._blocks[node.id].process(values[node.inputs[0]])
+                values[node.id] = self._blocks[node.id].process(*(values[i] for i in node.inputs))
         return [values[n.id] for n in self._graph.outputs]

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 
-from sigforge.dsp.blocks import RuleError, decimate, fir, gain, ports
+from sigforge.dsp.blocks import RuleError, decimate, elementwise, fir, gain, iir, ports
 from sigforge.dsp.blocks.decimate import DecimateParams
+from sigforge.dsp.blocks.elementwise import MapParams
 from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.gain import GainParams
+from sigforge.dsp.blocks.iir import IirParams
 from sigforge.dsp.blocks.ports import PortParams
 from sigforge.dsp.types import StreamType
 from sigforge.errors import InvalidAlgorithm, SourceLocation
@@ -34,10 +36,12 @@ class Op(StrEnum):
     FIR = "fir"
     DECIMATE = "decimate"
     GAIN = "gain"
+    IIR = "iir"
+    MAP = "map"
     OUTPUT = "output"
 
 
-Params = FirParams | DecimateParams | GainParams | PortParams
+Params = FirParams | DecimateParams | GainParams | IirParams | MapParams | PortParams
 
 _PARAM_TYPES: dict[Op, type] = {
     Op.INPUT: PortParams,
@@ -45,6 +49,8 @@ _PARAM_TYPES: dict[Op, type] = {
     Op.FIR: FirParams,
     Op.DECIMATE: DecimateParams,
     Op.GAIN: GainParams,
+    Op.IIR: IirParams,
+    Op.MAP: MapParams,
 }
 
 
@@ -110,6 +116,8 @@ def _infer(node: Node, inputs: Sequence[StreamType]) -> StreamType:
         FirParams: fir.infer,
         DecimateParams: decimate.infer,
         GainParams: gain.infer,
+        IirParams: iir.infer,
+        MapParams: elementwise.infer,
     }
     return rules[type(p)](p, inputs)
 
@@ -172,4 +180,10 @@ def describe(node: Node) -> str:
         return f"decimate by {p.factor}"
     if isinstance(p, GainParams):
         return f"gain {p.gain!r}"
+    if isinstance(p, IirParams):
+        form = "lfilter(b, a)" if p.form == "ba" else "sosfilt"
+        return f"IIR ({form}), order {p.order}, {len(p.sections)} biquad section(s)"
+    if isinstance(p, MapParams):
+        ops = sorted({e[0] for e in elementwise.walk(p.expr) if e[0] not in ("in", "const")})
+        return f"elementwise {', '.join(ops) or 'copy'} on {elementwise.arity(p.expr)} input(s)"
     return f"{node.op} {p.name}"

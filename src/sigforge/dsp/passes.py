@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from sigforge.dsp.blocks import elementwise
 from sigforge.dsp.blocks.decimate import DecimateParams
+from sigforge.dsp.blocks.elementwise import Expr, MapParams
 from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.ir import Graph, Node, Op, verify
@@ -125,6 +127,71 @@ def eliminate_dead_code(graph: Graph) -> Graph:
     return replace(graph, nodes=tuple(n for n in graph.nodes if n.id in live))
 
 
+def _as_map(node: Node) -> MapParams | None:
+    """The elementwise expression of a map or gain node (a gain is ``in0 * g``), else None."""
+    if isinstance(node.params, MapParams):
+        return node.params
+    if isinstance(node.params, GainParams):
+        return MapParams(("mul", ("in", 0), ("const", float(node.params.gain))))
+    return None
+
+
+def _substitute(expr: Expr, index: int, inner: Expr, shift: dict[int, int]) -> Expr:
+    """``expr`` with input ``index`` replaced by ``inner`` and the other inputs renumbered by ``shift``."""
+    if expr[0] == "in":
+        return inner if expr[1] == index else ("in", shift[expr[1]])
+    if expr[0] == "const":
+        return expr
+    return (expr[0], *(_substitute(a, index, inner, shift) for a in expr[1:]))
+
+
+def _fuse_pair(outer: Node, outer_p: MapParams, inner: Node, inner_p: MapParams) -> Node | None:
+    """One map computing ``outer(..., inner(...), ...)``; its inputs are the union of both, in first-use order."""
+    index = outer.inputs.index(inner.id)
+    inputs: list[str] = []
+    for src in [*outer.inputs[:index], *inner.inputs, *outer.inputs[index + 1 :]]:
+        if src not in inputs:
+            inputs.append(src)
+    shift = {i: inputs.index(src) for i, src in enumerate(outer.inputs) if i != index}
+    inner_expr = _substitute(inner_p.expr, -1, ("in", -1), {i: inputs.index(s) for i, s in enumerate(inner.inputs)})
+    expr = _substitute(outer_p.expr, index, inner_expr, shift)
+    if len(elementwise.walk(expr)) > elementwise.MAX_EXPR_NODES:
+        return None
+    return Node(outer.id, Op.MAP, MapParams(expr), tuple(inputs), outer.out, outer.loc)
+
+
+def fuse_elementwise(graph: Graph) -> Graph:
+    """Compose chains of elementwise nodes (maps, and gains next to maps) into one map per chain.
+
+    An inner node is absorbed only when the outer node is its sole reader (otherwise its value is still needed).
+    The fused node keeps the outer node's id and position, which is after every input of both: order stays
+    topological. Two gains are left to ``fold_gains``, which can push them into FIR taps instead.
+    """
+    nodes = list(graph.nodes)
+    changed = True
+    while changed:
+        changed = False
+        for outer in nodes:
+            outer_p = _as_map(outer)
+            if outer_p is None:
+                continue
+            for src in dict.fromkeys(outer.inputs):
+                inner = _by_id(nodes, src)
+                inner_p = _as_map(inner)
+                if inner_p is None or _sole_consumer(nodes, inner.id) is not outer:
+                    continue
+                if outer.op is Op.GAIN and inner.op is Op.GAIN:
+                    continue
+                fused = _fuse_pair(outer, outer_p, inner, inner_p)
+                if fused is not None:
+                    nodes = [fused if n.id == outer.id else n for n in nodes if n.id != inner.id]
+                    changed = True
+                    break
+            if changed:
+                break
+    return replace(graph, nodes=tuple(nodes))
+
+
 @dataclass(frozen=True, slots=True)
 class PassRecord:
     """What one pass did (for the report and the console)."""
@@ -138,6 +205,7 @@ DEFAULT_PASSES: tuple[tuple[str, Callable[[Graph], Graph]], ...] = (
     ("eliminate_dead_code", eliminate_dead_code),
     ("fold_gains", fold_gains),
     ("fuse_decimation", fuse_decimation),
+    ("fuse_elementwise", fuse_elementwise),
     ("eliminate_dead_code", eliminate_dead_code),
 )
 

@@ -27,7 +27,7 @@ from sigforge.dsp.verify import Tolerances, tolerances_for
 from sigforge.errors import InvalidInput, UnsupportedTarget
 
 SUPPORTED_TARGETS: tuple[str, ...] = ("host-c",)
-SUPPORTED_INPUT_DTYPES: tuple[str, ...] = ("float32",)
+SUPPORTED_INPUT_DTYPES: tuple[str, ...] = ("float32", "float64")
 MAX_FRAME_LENGTH = 1 << 22  # absolute ceiling; the service applies the configured, lower limit first
 
 
@@ -104,8 +104,9 @@ def _validate(request: TranslationRequest) -> DType:
             f"unknown input dtype {request.input_dtype!r}; known: {known}", pointer="/input_dtype"
         ) from None
     if dtype.value not in SUPPORTED_INPUT_DTYPES:
+        why = "complex streams come later" if dtype.is_complex else "fixed-point integer input comes later"
         raise UnsupportedTarget(
-            f"input dtype {dtype.value} is not supported by target {request.target} yet; supported: "
+            f"input dtype {dtype.value} is not supported by target {request.target} yet ({why}); supported: "
             f"{', '.join(SUPPORTED_INPUT_DTYPES)}",
             pointer="/input_dtype",
         )

@@ -1,34 +1,59 @@
-"""Build a translation's artifact, run it on test vectors and compare with the golden model.
+"""Build a translation's artifact, run it on test vectors and compare every output with the golden model.
 
 Invariants:
     * Every process (make, the compiler, the harness) runs through ``ProcessRunner`` with the configured limits.
-    * Verification fails closed: a build failure raises ``ToolchainError``; a harness that exits non-zero, writes
-      the wrong number of samples or produces non-finite values fails its vector (``verified`` is False).
-    * The outcome's files are the plan's files plus ``report.json`` and ``MANIFEST.sha256``; build outputs and
-      vectors stay in ``workdir/build`` and never enter the artifact.
+    * Verification fails closed: a build failure raises ``ToolchainError``; an interface naming an unknown dtype or
+      an unsafe output file, or a golden model returning the wrong number of outputs, raises ``IntegrityError``; a
+      harness that exits non-zero, omits an output file, writes a wrong number of samples or non-finite values
+      fails its vector (``verified`` is False) and the failure is listed as evidence (output, vector, problem).
+    * Harness I/O: ``harness IN.bin OUT.bin``; IN holds the vector in ``inputs[0].dtype`` (raw little-endian,
+      complex interleaved, int16 ``<i2``). Output 0 is OUT.bin, output i > 0 is ``OUT.i.bin`` unless the output's
+      ``"file"`` in interface.json names another pattern, in which ``OUT`` stands for OUT.bin's name without
+      ``.bin`` (e.g. ``"OUT.iq.bin"``). Each output is read in its own dtype and compared with ``golden(x)[i]``.
+    * Thresholds: the plan's ``tolerances`` apply to every float output; an int16 output must be bit-exact.
+    * The outcome's files are the plan's files plus ``report.json``, ``report.html``, ``plots/*.svg`` and
+      ``MANIFEST.sha256`` (which lists all the others); build outputs and vectors stay in ``workdir/build``.
+
+Report schema ``sigforge.report/2`` (``/1`` plus): ``outputs`` (per output: index, name, dtype, file,
+samples_per_frame, thresholds, passed, max_abs_error, and per-vector metrics), ``failures`` (the evidence),
+``traceability``, ``plots``, ``vector_set``; each ``vectors`` row now also has ``description`` and ``output``
+and its metrics are those of the vector's worst output (the first failing one, else the largest relative error),
+while its ``passed``/``boundary_ok`` cover every output (identical to ``/1`` for one-output plans). A metric's
+``bound`` is now ``max(max_rel_error x RMS, abs_floor)`` (``/1`` used ``abs_floor`` only for a silent output).
+Non-finite numbers are written as null.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-
 from sigforge import __version__
 from sigforge.dsp.pipeline import ArtifactPlan
-from sigforge.dsp.verify import compare, generate_vectors
+from sigforge.dsp.report.assemble import Kept, OutputPort, VectorRuns, interface_dtype, json_safe, output_ports
+from sigforge.dsp.report.html import render_html
+from sigforge.dsp.report.plots import Plot, error_spectrum_plot, magnitude_plot, signal_plot
+from sigforge.dsp.report.trace import traceability
+from sigforge.dsp.verify import (
+    DEFAULT_SEED,
+    MIN_VECTOR_SAMPLES,
+    Samples,
+    TestVector,
+    decode_samples,
+    encode_samples,
+    generate_vectors,
+)
 from sigforge.errors import IntegrityError, ToolchainError
 from sigforge.settings import LimitSettings
 from sigforge.toolchains.host import HostCompiler
 from sigforge.toolchains.runner import ProcessRunner
 
-REPORT_SCHEMA = "sigforge.report/1"
+REPORT_SCHEMA = "sigforge.report/2"
 STDERR_KEEP = 4000  # characters of compiler stderr kept in an error's detail
 
 
@@ -83,14 +108,15 @@ def _build(plan: ArtifactPlan, runner: ProcessRunner, limits: LimitSettings, wor
     return result.duration_s
 
 
-def _run_vector(
-    runner: ProcessRunner, limits: LimitSettings, workdir: Path, name: str, x: np.ndarray[Any, Any]
-) -> tuple[np.ndarray[Any, Any] | None, float, str | None]:
-    vec_dir = workdir / "build" / "vectors"
+def _run_vector(runner: ProcessRunner, limits: LimitSettings, workdir: Path, vec: TestVector,
+                ports: list[OutputPort]) -> tuple[list[Samples | str], float]:  # fmt: skip
+    """Each output's samples, or the problem that kept it from being read; and the run time."""
+    vec_dir = workdir / "build" / "vectors" / vec.name
     vec_dir.mkdir(parents=True, exist_ok=True)
-    in_path, out_path = vec_dir / f"{name}.in.bin", vec_dir / f"{name}.out.bin"
-    in_path.write_bytes(x.astype("<f4").tobytes())
-    out_path.unlink(missing_ok=True)
+    for stale in vec_dir.iterdir():
+        stale.unlink()
+    in_path, out_path = vec_dir / "in.bin", vec_dir / "out.bin"
+    in_path.write_bytes(encode_samples(vec.samples, vec.dtype))
     result = runner.run(
         [str(workdir / "build" / "harness"), str(in_path), str(out_path)],
         cwd=workdir,
@@ -99,77 +125,106 @@ def _run_vector(
         max_file_mb=limits.max_file_mb,
     )
     if result.timed_out:
-        return None, result.duration_s, f"harness timed out after {limits.run_timeout_s} s"
-    if result.returncode != 0 or not out_path.is_file():
+        return [f"harness timed out after {limits.run_timeout_s} s"] * len(ports), result.duration_s
+    if result.returncode != 0:
         err = result.stderr.decode(errors="replace")[-500:]
-        return None, result.duration_s, f"harness exited with {result.returncode}: {err}"
-    data = out_path.read_bytes()
-    if len(data) % 4:
-        return None, result.duration_s, f"harness wrote {len(data)} bytes, not whole float32 samples"
-    return np.frombuffer(data, dtype="<f4").astype(np.float64), result.duration_s, None
+        return [f"harness exited with {result.returncode}: {err}"] * len(ports), result.duration_s
+    outputs: list[Samples | str] = []
+    for port in ports:
+        path = vec_dir / ("out" + port.file[3:])
+        if not path.is_file():
+            outputs.append(f"harness wrote no {port.file} for output {port.index}")
+            continue
+        try:
+            outputs.append(decode_samples(path.read_bytes(), port.dtype))
+        except ValueError as exc:
+            outputs.append(f"output {port.index} ({port.file}): {exc}")
+    return outputs, result.duration_s
+
+
+def _output_rate(plan: ArtifactPlan, port: OutputPort) -> float | None:
+    fs = plan.interface.get("sample_rate")
+    try:
+        return float(fs) * float(Fraction(port.rate_factor)) if fs else None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _plots(plan: ArtifactPlan, port: OutputPort, kept: Kept) -> list[Plot]:
+    fs = _output_rate(plan, port)
+    out: list[Plot] = []
+    if "chirp" in kept:
+        x, gold, target = kept["chirp"]
+        out.append(signal_plot(x, gold, target, in_frame=int(plan.interface["frame_length"]),
+                               out_frame=port.samples_per_frame, vector="chirp"))  # fmt: skip
+    if "impulse" in kept:
+        _, gold, target = kept["impulse"]
+        out.append(magnitude_plot(gold, target, fs=fs))
+    if "uniform" in kept and kept["uniform"][2] is not None and kept["uniform"][2].size == kept["uniform"][1].size:
+        _, gold, target = kept["uniform"]
+        assert target is not None
+        out.append(error_spectrum_plot(gold, target, fs=fs, vector="uniform"))
+    return out
 
 
 def build_and_verify(
     plan: ArtifactPlan, *, runner: ProcessRunner, limits: LimitSettings, workdir: Path, cc: HostCompiler
 ) -> VerificationOutcome:
-    """Build ``plan`` in ``workdir``, run every test vector and compare with the golden model.
+    """Build ``plan`` in ``workdir``, run every test vector and compare every output with the golden model.
 
     Raises:
         ToolchainError: the build failed (the compiler's stderr, truncated, is in ``detail``).
-        IntegrityError: the plan holds a file name that is not a plain relative path.
+        IntegrityError: a file name that is not a plain relative path, or a malformed interface (see module doc).
     """
     started = time.monotonic()
+    in_dtype = interface_dtype((plan.interface.get("inputs") or [{}])[0].get("dtype"), "inputs[0].dtype")
+    ports = output_ports(plan.interface, plan.tolerances)
     workdir.mkdir(parents=True, exist_ok=True)
     write_files(plan.files, workdir)
     # A harness left by an earlier build must never be mistaken for this one.
     (workdir / "build" / "harness").unlink(missing_ok=True)
     build_s = _build(plan, runner, limits, workdir, cc)
-    (out_port,) = plan.interface["outputs"]
-    out_frame = int(out_port["samples_per_frame"])
-    tol = plan.tolerances
-    rows: list[dict[str, Any]] = []
-    worst = 0.0
-    for vec in generate_vectors(int(plan.interface["frame_length"])):
-        (reference,) = plan.golden(vec.samples)
-        actual, run_s, problem = _run_vector(runner, limits, workdir, vec.name, vec.samples)
-        if actual is None:
-            row: dict[str, Any] = {"passed": False, "boundary_ok": False, "max_abs_error": None, "problem": problem}
-            worst = float("inf")
-        else:
-            metrics = compare(actual, reference, tol, output_frame=out_frame)
-            row = metrics.as_dict()
-            worst = max(worst, metrics.max_abs_error)
-        row.update({"name": vec.name, "frames": vec.frames, "samples_in": int(vec.samples.size), "run_s": run_s})
-        rows.append(row)
-    verified = all(r["passed"] for r in rows)
-    passed = sum(1 for r in rows if r["passed"])
-    summary = (
-        f"{'verified' if verified else 'NOT verified'}: {passed}/{len(rows)} vectors within {tol.dtype} "
-        f"tolerance (max |error| {worst:.3g}, bound {tol.max_rel_error:g} x output RMS)"
-    )
-    report: dict[str, Any] = {
+    vectors = generate_vectors(int(plan.interface["frame_length"]), dtype=in_dtype, min_samples=MIN_VECTOR_SAMPLES)
+    runs, golden_s = VectorRuns(ports), 0.0
+    for vec in vectors:
+        t0 = time.monotonic()
+        references = list(plan.golden(vec.samples))
+        golden_s += time.monotonic() - t0
+        actuals, run_s = _run_vector(runner, limits, workdir, vec, ports)
+        runs.add(vec, actuals, references, run_s)
+    summary = runs.summary(plan.tolerances)
+    t_report = time.monotonic()
+    plots = _plots(plan, ports[0], runs.kept)
+    vector_set = {"dtype": in_dtype.value, "frames": vectors[0].frames, "samples": int(vectors[0].samples.size),
+                  "seed": DEFAULT_SEED, "min_samples": MIN_VECTOR_SAMPLES}  # fmt: skip
+    toolchain = {"cc": cc.path, "version": cc.version, "build": "make",
+                 "cflags": (plan.interface.get("build") or {}).get("cflags")}  # fmt: skip
+    report: dict[str, Any] = json_safe({
         "schema": REPORT_SCHEMA,
         "sigforge_version": __version__,
         "name": plan.name,
         "target": plan.target,
-        "verified": verified,
-        "max_abs_error": worst if math.isfinite(worst) else None,
+        "verified": runs.verified,
+        "max_abs_error": runs.worst,
         "summary": summary,
         "interface": plan.interface,
-        "thresholds": tol.as_dict(),
-        "toolchain": {
-            "cc": cc.path,
-            "version": cc.version,
-            "build": "make",
-            "cflags": plan.interface["build"]["cflags"],
-        },
+        "thresholds": plan.tolerances.as_dict(),
+        "toolchain": toolchain,
         "passes": [{"name": p.name, "nodes_before": p.nodes_before, "nodes_after": p.nodes_after} for p in plan.passes],
-        "vectors": rows,
-        "timings": {"build_s": build_s, "run_s": sum(r["run_s"] for r in rows), "total_s": time.monotonic() - started},
+        "vectors": runs.rows,
+        "vector_set": vector_set,
+        "outputs": runs.outputs_report(),
+        "failures": runs.failures,
+        "traceability": traceability(plan.files),
+        "plots": [{"name": p.name, "file": p.file, "title": p.title, "caption": p.caption} for p in plots],
         "sandbox": {"network": runner.network},
-    }
+    })  # fmt: skip
+    run_s = sum(r["run_s"] for r in runs.rows)
+    report["timings"] = {"build_s": build_s, "run_s": run_s, "golden_s": golden_s,
+                         "report_s": time.monotonic() - t_report, "total_s": time.monotonic() - started}  # fmt: skip
     files = dict(plan.files)
-    # JSON has no infinities; an unmeasurable error is already null in its row.
     files["report.json"] = (json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+    files["report.html"] = render_html(report, plots).encode()
+    files.update({p.file: p.svg.encode() for p in plots})
     files["MANIFEST.sha256"] = manifest(files)
-    return VerificationOutcome(verified, files, report, worst, summary)
+    return VerificationOutcome(runs.verified, files, report, runs.worst, summary)

@@ -2,9 +2,10 @@
 
 Invariants:
     * Nothing here evaluates user code. Constants are folded from the AST by explicit rules that follow Python's
-      own semantics (``int / int`` is a float, list arithmetic is refused rather than guessed at), and the only
-      functions ever called are the allow-listed design functions in ``DESIGN_CALLS``, on folded constants of
-      plain types, with size limits checked first.
+      own semantics (``int / int`` is a float, list arithmetic is refused rather than guessed at). The only
+      functions ever called are the allow-listed design functions in ``_design.DESIGN_CALLS``.
+    * Constant arrays stay small: a folded array operation never grows an array (NumPy broadcasting of two
+      bounded arrays is bounded by the larger one, and 2-D arrays are only the (n, 6) sos form in practice).
     * Every failure raises ``InvalidAlgorithm`` at the offending node.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import ast
 import math
 import operator
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,6 +31,7 @@ Scalar = int | float | complex | bool | str
 Const = Scalar | tuple[Any, ...] | FloatArray
 
 MAX_INT = 1 << 62
+MAX_ARRAY = 1 << 16  # elements of any folded constant array (broadcasting is checked before it allocates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,11 @@ class Func:
 
 KNOWN_MODULES = ("numpy", "scipy", "scipy.signal")
 MODULE_CONSTANTS: dict[str, float] = {"numpy.pi": math.pi, "numpy.e": math.e}
-STREAM_CALLS = ("scipy.signal.lfilter",)
+# Calls applied to signals (translated to IR nodes); the numpy ones fold to constants on constant arguments.
+ELEMENTWISE_CALLS = ("numpy.abs", "numpy.sqrt", "numpy.exp", "numpy.log10", "numpy.sign", "numpy.clip",
+                     "numpy.maximum", "numpy.minimum")  # fmt: skip
+COMPLEX_CALLS = ("numpy.real", "numpy.imag", "numpy.conj", "numpy.conjugate", "numpy.angle")
+STREAM_CALLS = ("scipy.signal.lfilter", "scipy.signal.sosfilt", *ELEMENTWISE_CALLS, *COMPLEX_CALLS)
 
 
 # The source being translated, as UTF-8 lines: ``ast`` columns are byte offsets, users and editors count characters.
@@ -147,6 +152,13 @@ def fold_binop(node: ast.BinOp, left: Any, right: Any) -> Const:
         raise fail(node, "arithmetic on lists, tuples or strings is not supported; wrap numbers in np.array(...)")
     if not all(is_number(v) or isinstance(v, np.ndarray) for v in (left, right)):
         raise fail(node, f"cannot fold {short(node)}")
+    shapes = [np.shape(v) for v in (left, right)]
+    try:
+        size = math.prod(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise fail(node, f"cannot fold {short(node)}: array shapes {shapes[0]} and {shapes[1]} differ") from None
+    if size > MAX_ARRAY:
+        raise fail(node, f"constant array expression would have {size} elements; the limit is {MAX_ARRAY}")
     if op is ast.Pow:
         exponent = np.max(np.abs(right)) if isinstance(right, np.ndarray) else abs(right)
         if exponent > 1024 or (isinstance(left, int) and isinstance(right, int) and abs(left) > 2**31):
@@ -172,65 +184,3 @@ def fold_unary(node: ast.UnaryOp, value: Any) -> Const:
     if not (is_number(value) or isinstance(value, np.ndarray)) or type(node.op) not in (ast.USub, ast.UAdd):
         raise fail(node, f"unary operator in {short(node)} is not supported")
     return -value if isinstance(node.op, ast.USub) else +value  # type: ignore[no-any-return]
-
-
-def _plain(node: ast.AST, value: Any, what: str) -> Any:
-    """Design-call arguments must be plain numbers, strings, bools or sequences of them."""
-    if isinstance(value, (int, float, str, bool)):
-        return value
-    if isinstance(value, tuple):
-        return tuple(_plain(node, v, what) for v in value)
-    if isinstance(value, np.ndarray) and value.ndim == 1 and value.size <= MAX_TAPS:
-        return value
-    raise fail(node, f"{what} must be a constant number, string or list of them")
-
-
-def _firwin(node: ast.Call, args: list[Any], kwargs: dict[str, Any]) -> FloatArray:
-    from scipy import signal  # design-time only; imported lazily to keep the parser import light
-
-    allowed = {"numtaps", "cutoff", "width", "window", "pass_zero", "scale", "fs"}
-    for key in kwargs:
-        if key not in allowed:
-            raise fail(node, f"signal.firwin keyword {key!r} is not supported; supported: {sorted(allowed)}")
-    numtaps = args[0] if args else kwargs.get("numtaps")
-    if not isinstance(numtaps, int) or isinstance(numtaps, bool) or not 1 <= numtaps <= MAX_TAPS:
-        raise fail(node, f"signal.firwin numtaps must be an integer 1..{MAX_TAPS}, got {numtaps!r}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            taps = signal.firwin(*args, **kwargs)
-    except Exception as exc:  # any design failure is the user's argument error
-        raise fail(node, f"signal.firwin rejected its arguments: {exc}") from None
-    return as_taps(node, np.asarray(taps, dtype=np.float64), "signal.firwin result")
-
-
-def _array(node: ast.Call, args: list[Any], kwargs: dict[str, Any]) -> FloatArray:
-    if len(args) != 1 or kwargs:
-        raise fail(node, "np.array/np.asarray take exactly one list argument here (no dtype or other keywords)")
-    return as_taps(node, args[0], "array")
-
-
-def _ones(node: ast.Call, args: list[Any], kwargs: dict[str, Any]) -> FloatArray:
-    if len(args) != 1 or kwargs or not isinstance(args[0], int) or not 1 <= args[0] <= MAX_TAPS:
-        raise fail(node, f"np.ones takes one integer length 1..{MAX_TAPS}")
-    return np.ones(args[0])
-
-
-DESIGN_CALLS: dict[str, Callable[[ast.Call, list[Any], dict[str, Any]], FloatArray]] = {
-    "scipy.signal.firwin": _firwin,
-    "numpy.array": _array,
-    "numpy.asarray": _array,
-    "numpy.ones": _ones,
-}
-
-
-def design_call(node: ast.Call, func: Func, args: list[Any], kwargs: dict[str, Any]) -> FloatArray:
-    """Evaluate an allow-listed design-time call on folded constant arguments."""
-    checked_args = [_plain(node, a, f"argument {i + 1} of {func.qualname}") for i, a in enumerate(args)]
-    checked_kwargs = {k: _plain(node, v, f"argument {k!r} of {func.qualname}") for k, v in kwargs.items()}
-    return DESIGN_CALLS[func.qualname](node, checked_args, checked_kwargs)
-
-
-def supported_calls() -> str:
-    """Human list of callable names, for error messages."""
-    return ", ".join([*STREAM_CALLS, *DESIGN_CALLS])

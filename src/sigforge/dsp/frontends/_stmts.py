@@ -104,7 +104,8 @@ def _bind_import(stmt: ast.Import | ast.ImportFrom, scope: dict[str, Any]) -> No
         elif qual in MODULE_CONSTANTS:
             scope[bound] = MODULE_CONSTANTS[qual]
         else:
-            from sigforge.dsp.frontends._consts import DESIGN_CALLS, STREAM_CALLS
+            from sigforge.dsp.frontends._consts import STREAM_CALLS
+            from sigforge.dsp.frontends._design import DESIGN_CALLS
 
             if qual not in DESIGN_CALLS and qual not in STREAM_CALLS:
                 raise fail(alias, f"`{qual}` is not supported; supported: {', '.join([*STREAM_CALLS, *DESIGN_CALLS])}")
@@ -126,10 +127,33 @@ def _is_main_guard(stmt: ast.stmt) -> bool:
     )
 
 
-def _assignment(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
-    """``name = expr``, ``name: T = expr`` or ``name op= expr`` as (name, expr), else None."""
+Target = str | tuple[str, ...]
+
+
+def bind_names(scope: dict[str, Any], target: Target, value: Any, at: ast.AST) -> None:
+    """Bind ``name = value`` or unpack ``a, b = value`` (a constant tuple, e.g. ``butter``'s ``(b, a)``)."""
+    if isinstance(target, str):
+        scope[target] = value
+        return
+    if not isinstance(value, tuple) or len(value) != len(target):
+        got = f"{len(value)} values" if isinstance(value, tuple) else "a single value"
+        raise fail(at, f"cannot unpack {got} into {len(target)} names ({', '.join(target)})")
+    for name, item in zip(target, value, strict=True):
+        scope[name] = item
+
+
+def _assignment(stmt: ast.stmt) -> tuple[Target, ast.expr] | None:
+    """``name = expr``, ``a, b = expr``, ``name: T = expr`` or ``name op= expr`` as (target, expr), else None."""
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
         return stmt.targets[0].id, stmt.value
+    if (
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], (ast.Tuple, ast.List))
+        and stmt.targets[0].elts
+        and all(isinstance(e, ast.Name) for e in stmt.targets[0].elts)
+    ):
+        return tuple(e.id for e in stmt.targets[0].elts if isinstance(e, ast.Name)), stmt.value
     if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
         return stmt.target.id, stmt.value
     if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
@@ -139,7 +163,8 @@ def _assignment(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
         ast.copy_location(expr, stmt)
         return stmt.target.id, expr
     if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-        raise fail(stmt, "only assignments to a single plain name are supported (no tuples, attributes, items)")
+        raise fail(stmt, "only assignments to plain names (`y = ...` or `b, a = ...`) are supported "
+                         "(no chained, starred, attribute or item targets)")  # fmt: skip
     return None
 
 
@@ -195,7 +220,7 @@ def read_module(source: str, entry: str | None, fold: Fold) -> tuple[dict[str, A
         elif _is_main_guard(stmt):
             continue
         elif (pair := _assignment(stmt)) is not None:
-            scope[pair[0]] = fold(pair[1], scope)
+            bind_names(scope, pair[0], fold(pair[1], scope), pair[1])
         else:
             kind = type(stmt).__name__
             raise fail(

@@ -5,31 +5,37 @@ statement by statement; module-level constants and allow-listed design calls are
 entry function's body becomes IR nodes. Whatever falls outside the subset raises ``InvalidAlgorithm`` naming the
 construct, its ``SourceLocation`` and what is supported instead.
 
-Supported now: imports of ``numpy`` and ``scipy.signal`` (any usual spelling); module constants; one entry
-function ``def f(x): ...`` made of assignments and one final ``return``; ``lfilter(b, 1.0, sig)`` (FIR),
-``sig[::M]``, ``g * sig`` / ``sig * g`` / ``sig / g`` / ``-sig`` with constant ``g``.
+Supported now: imports of ``numpy`` and ``scipy.signal`` (any usual spelling); module constants (including
+allow-listed design calls and tuple unpacking ``b, a = butter(...)``); one entry function ``def f(x): ...`` made
+of assignments and one final ``return``; ``lfilter(b, a, sig)`` (FIR or IIR), ``sosfilt(sos, sig)``,
+``sig[::M]``, scaling by constants, and elementwise ``+ - *`` / numpy functions (see ``SUPPORTED``).
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 from sigforge.dsp.blocks.decimate import DecimateParams
-from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.ports import PortParams
 from sigforge.dsp.frontends import _consts as c
+from sigforge.dsp.frontends import _streams
 from sigforge.dsp.frontends._consts import Func, Module, fail, loc, short, source_text
-from sigforge.dsp.frontends._stmts import EntryFunction, read_module
-from sigforge.dsp.ir import Graph, Node, Op, Params, verify
+from sigforge.dsp.frontends._design import DESIGN_CALLS, design_call, supported_calls
+from sigforge.dsp.frontends._stmts import EntryFunction, bind_names, read_module
+from sigforge.dsp.frontends._streams import Builder, Sig
+from sigforge.dsp.ir import Graph, Op, verify
 from sigforge.dsp.types import DType, StreamType
 from sigforge.errors import InvalidAlgorithm, InvalidInput
 
 MAX_DEPTH = 100  # expression nesting; deeper is refused rather than risking Python's recursion limit
-SUPPORTED = "lfilter(b, 1.0, sig), sig[::M], constant * sig, sig * constant, sig / constant, -sig"
+MAX_OUTPUTS = 16  # streams one entry function may return (each is one process() pointer and one file)
+SUPPORTED = (
+    "lfilter(b, a, sig), sosfilt(sos, sig), sig[::M], sig + - * sig or constant, sig / constant, -sig, "
+    "np.abs/sqrt/exp/log10/sign(sig), np.clip(sig, lo, hi), np.maximum/minimum(sig, c)"
+)
 
 _FRIENDLY = {
     "Lambda": "lambda expression",
@@ -51,31 +57,8 @@ _FRIENDLY = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Sig:
-    """A signal value during translation: the id of the IR node producing it."""
-
-    node_id: str
-
-
-@dataclass
-class _Builder:
-    """Accumulates IR nodes while the entry function is walked."""
-
-    name: str
-    nodes: list[Node] = field(default_factory=list)
-
-    def add(self, op: Op, params: Params, inputs: tuple[str, ...], out: StreamType, at: ast.AST) -> Sig:
-        node = Node(f"n{len(self.nodes)}", op, params, inputs, out, loc(at))
-        self.nodes.append(node)
-        return Sig(node.id)
-
-    def stream(self, sig: Sig) -> StreamType:
-        return next(n.out for n in self.nodes if n.id == sig.node_id)
-
-
 class _Translator:
-    def __init__(self, module_scope: dict[str, Any], builder: _Builder, frame_length: int) -> None:
+    def __init__(self, module_scope: dict[str, Any], builder: Builder, frame_length: int) -> None:
         self.scope = module_scope
         self.locals: dict[str, Any] = {}
         self.b = builder
@@ -110,9 +93,9 @@ class _Translator:
             return Module(qual)
         if qual in c.MODULE_CONSTANTS:
             return c.MODULE_CONSTANTS[qual]
-        if qual in c.STREAM_CALLS or qual in c.DESIGN_CALLS:
+        if qual in c.STREAM_CALLS or qual in DESIGN_CALLS:
             return Func(qual)
-        raise fail(node, f"`{short(node)}` ({qual}) is not supported; supported calls: {c.supported_calls()}")
+        raise fail(node, f"`{short(node)}` ({qual}) is not supported; supported calls: {supported_calls()}")
 
     # -- expressions ----------------------------------------------------------------------------------------
     def ev(self, node: ast.expr) -> Any:
@@ -171,6 +154,9 @@ class _Translator:
             if isinstance(right, bool) or not isinstance(right, (int, float)):
                 raise fail(node, f"a signal can only be divided by a real constant number, not {short(node)}")
             return self.gain(node, left, 1.0 / right)
+        mapped = _streams.binop(self.b, node, left, right)
+        if mapped is not None:
+            return mapped
         op = type(node.op).__name__
         raise fail(node, f"operator {op} on signals (`{short(node)}`) is not supported yet; supported: {SUPPORTED}")
 
@@ -203,61 +189,56 @@ class _Translator:
     def call(self, node: ast.Call) -> Any:
         func = self.ev(node.func)
         if not isinstance(func, Func):
-            raise fail(node, f"call of `{short(node.func)}` is not supported; supported calls: {c.supported_calls()}")
+            raise fail(node, f"call of `{short(node.func)}` is not supported; supported calls: {supported_calls()}")
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             raise fail(node, "*args / **kwargs in calls are not supported")
         args = [self.ev(a) for a in node.args]
         kwargs = {k.arg: self.ev(k.value) for k in node.keywords if k.arg is not None}
         if func.qualname == "scipy.signal.lfilter":
-            return self.lfilter(node, args, kwargs)
+            return _streams.lfilter(self.b, node, args, kwargs)
+        if func.qualname == "scipy.signal.sosfilt":
+            return _streams.sosfilt(self.b, node, args, kwargs)
+        if func.qualname in ("numpy.asarray", "numpy.array") and len(args) == 1 and isinstance(args[0], Sig):
+            if kwargs:
+                raise fail(node, f"`{short(node.func)}` of a signal takes no keywords (the dtype is the request's)")
+            return args[0]  # the signal already is an array of the request's dtype
+        if func.qualname in c.STREAM_CALLS:
+            return _streams.numpy_call(self.b, node, func, args, kwargs)
         for i, a in enumerate([*args, *kwargs.values()]):
             if isinstance(a, (Sig, Module, Func)):
                 what = "a signal" if isinstance(a, Sig) else "not a constant"
                 raise fail(
                     node, f"design-time call `{short(node.func)}` needs constant arguments; argument {i + 1} is {what}"
                 )
-        return c.design_call(node, func, args, kwargs)
-
-    def lfilter(self, node: ast.Call, args: list[Any], kwargs: dict[str, Any]) -> Sig:
-        names = ("b", "a", "x")
-        if len(args) > 3 or set(kwargs) - set(names[len(args) :]):
-            raise fail(node, "lfilter takes (b, a, x) only; axis= and zi= are not supported")
-        bound = dict(zip(names, args, strict=False)) | kwargs
-        if set(bound) != set(names):
-            raise fail(node, "lfilter needs b, a and x")
-        if isinstance(bound["b"], Sig) or not isinstance(bound["x"], Sig):
-            raise fail(node, "lfilter(b, a, x) needs constant coefficients b and a signal x")
-        taps = c.as_taps(node, bound["b"], "lfilter coefficients b")
-        a = bound["a"]
-        a_is_one = (c.is_number(a) and a == 1) or (
-            isinstance(a, (tuple, list)) and len(a) == 1 and c.is_number(a[0]) and a[0] == 1
-        )
-        if not a_is_one:
-            raise fail(node, f"only FIR filters are supported: `a` must be 1.0 (IIR support comes later), got {a!r}")
-        x = bound["x"]
-        params = FirParams(tuple(float(t) for t in taps))
-        return self.b.add(Op.FIR, params, (x.node_id,), self.b.stream(x), node)
+        return design_call(node, func, args, kwargs)
 
     # -- statements -----------------------------------------------------------------------------------------
-    def run(self, entry: EntryFunction) -> Sig:
+    def run(self, entry: EntryFunction) -> list[tuple[Sig, ast.AST]]:
+        """Every returned stream with its expression: one, or one per element of ``return y1, y2, ...``."""
         for stmt in entry.body:
             if isinstance(stmt, ast.Return):
                 if stmt.value is None:
                     raise fail(stmt, "the entry function must return a signal")
-                value = self.ev(stmt.value)
-                if not isinstance(value, Sig):
-                    raise fail(
-                        stmt, f"the entry function must return a signal computed from `{entry.param}`, not a constant"
-                    )
-                return value
-            target, value_node = stmt  # an assignment `name = expr`, validated by read_module
-            self.locals[target] = self.ev(value_node)
+                parts = stmt.value.elts if isinstance(stmt.value, ast.Tuple) else [stmt.value]
+                if not parts or len(parts) > MAX_OUTPUTS:
+                    raise fail(stmt, f"the entry function must return 1..{MAX_OUTPUTS} signals, got {len(parts)}")
+                results: list[tuple[Sig, ast.AST]] = []
+                for part in parts:
+                    value = self.ev(part)
+                    if not isinstance(value, Sig):
+                        where = stmt if len(parts) == 1 else part
+                        raise fail(where, f"the entry function must return signals computed from `{entry.param}`, "
+                                   "not a constant")  # fmt: skip
+                    results.append((value, part))
+                return results
+            target, value_node = stmt  # an assignment `name = expr` or `a, b = expr`, validated by read_module
+            bind_names(self.locals, target, self.ev(value_node), value_node)
         raise fail(entry.node, f"function `{entry.name}` has no return statement")
 
 
 def _fold_constant(node: ast.expr, scope: dict[str, Any]) -> Any:
     """Fold a module-level expression; no signal exists at module level, so the result is a constant."""
-    return _Translator(scope, _Builder("<module>"), 1).ev(node)
+    return _Translator(scope, Builder("<module>"), 1).ev(node)
 
 
 def parse_python(source: str, *, frame_length: int, input_dtype: DType, entry: str | None = None) -> Graph:
@@ -276,14 +257,16 @@ def _parse_python(source: str, *, frame_length: int, input_dtype: DType, entry: 
         entry: the function to translate; by default the single public top-level function.
 
     Returns:
-        The graph named after the entry function, with one input (the parameter) and one output ``y``.
+        The graph named after the entry function, with one input (the parameter) and one output ``y`` (or, for
+        ``return a, b, ...``, outputs ``y0``, ``y1``, ... in that order; a name equal to the parameter gets
+        ``_out`` appended).
 
     Raises:
         InvalidAlgorithm: malformed Python or anything outside the subset, with its location.
         InvalidInput: a frame length that the decimation cannot divide (pointer ``frame_length``).
     """
     scope, fn = read_module(source, entry, _fold_constant)
-    builder = _Builder(fn.name)
+    builder = Builder(fn.name)
     src = builder.add(
         Op.INPUT, PortParams(fn.param), (), StreamType(input_dtype, frame_length, Fraction(1)), fn.node.args.args[0]
     )
@@ -293,8 +276,10 @@ def _parse_python(source: str, *, frame_length: int, input_dtype: DType, entry: 
         result = translator.run(fn)
     except RecursionError:
         raise InvalidAlgorithm("expression nested too deeply", location=loc(fn.node)) from None
-    out_name = "y" if fn.param != "y" else "y_out"
-    builder.add(Op.OUTPUT, PortParams(out_name), (result.node_id,), builder.stream(result), fn.node)
+    for i, (value, _expr) in enumerate(result):
+        out_name = "y" if len(result) == 1 else f"y{i}"
+        out_name = out_name if out_name != fn.param else f"{out_name}_out"
+        builder.add(Op.OUTPUT, PortParams(out_name), (value.node_id,), builder.stream(value), fn.node)
     graph = Graph(fn.name, tuple(builder.nodes))
     verify(graph)
     return graph

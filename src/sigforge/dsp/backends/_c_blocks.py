@@ -1,0 +1,250 @@
+"""Host-C code for each IR block: the body of ``NAME_process`` and the state each block keeps.
+
+Invariants:
+    * ``T`` is the sample type of the whole graph (``float`` for float32, ``double`` for float64). Each FIR is a
+      static ``NODE_fir`` kernel, register-blocked: a block of ``block_size`` outputs (256 bytes) is held in an
+      accumulator array the compiler keeps in vector registers while the taps loop runs, so outputs are not
+      re-loaded and stored per tap; the innermost loop is a contiguous multiply-add it vectorises. Each output
+      still sums its taps in order 0..L-1 (deterministic without -ffast-math; with FMA contraction each step
+      rounds once instead of twice). The remainder of a frame is one more block of constant size.
+    * IIR sections run in transposed direct form II with ``double`` coefficients, state and accumulators whatever
+      ``T`` is: float32 recursions would put rounding noise at the poles' gain (up to 1/(1-|p|)), far above the
+      float32 tolerance for narrow filters. Sections run one after another over the whole frame in a ``double``
+      work buffer, so each section's two state values stay in registers.
+    * Elementwise maps are evaluated in ``double`` and rounded to ``T`` once, matching the float64 golden model
+      to one rounding; ``sf_max``/``sf_min``/``sf_sign`` propagate NaN like NumPy.
+    * Every block comment and every function carries ``[src:N]``, N the 1-based user source line (traceability).
+    * A polyphase FIR (decimation D > 1) keeps ``H = ceil(L/D)*D`` past samples, splits history+frame into D
+      phases and computes only the kept outputs: tap ``i`` reads phase ``(D - i % D) % D`` at offset
+      ``ceil(L/D) - (i + phase) / D`` (see ``polyphase_offsets``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sigforge.dsp.blocks.decimate import DecimateParams
+from sigforge.dsp.blocks.elementwise import Expr, MapParams, walk
+from sigforge.dsp.blocks.fir import FirParams
+from sigforge.dsp.blocks.gain import GainParams
+from sigforge.dsp.blocks.iir import IirParams
+from sigforge.dsp.ir import Graph, Node, Op, describe
+from sigforge.dsp.types import DType
+
+# NaN-propagating helpers for elementwise maps, as NumPy's maximum/minimum/sign; emitted only when used.
+MAP_HELPERS = {
+    "sf_max": "static double sf_max(double a, double b) { return (a != a || a > b) ? a : b; }",
+    "sf_min": "static double sf_min(double a, double b) { return (a != a || a < b) ? a : b; }",
+    "sf_sign": "static double sf_sign(double v) { return v > 0.0 ? 1.0 : (v < 0.0 ? -1.0 : v); }",
+}
+_HELPERS_OF = {"maximum": ("sf_max",), "minimum": ("sf_min",), "clip": ("sf_max", "sf_min"), "sign": ("sf_sign",)}
+_CALLS = {"abs": "fabs", "sqrt": "sqrt", "exp": "exp", "log10": "log10", "sign": "sf_sign", "maximum": "sf_max",
+          "minimum": "sf_min"}  # fmt: skip
+_INFIX = {"add": "+", "sub": "-", "mul": "*"}
+
+
+def dlit(value: float) -> str:
+    """A C double literal that round-trips exactly."""
+    return repr(float(value))  # Python's shortest round-trip repr always has a "." or an exponent
+
+
+def sample_lit(value: float, dtype: DType) -> str:
+    """A literal of the sample type that round-trips to the same value of that type."""
+    if dtype is DType.FLOAT64:
+        return f"{float(value):.17e}"
+    return f"{float(np.float32(value)):.9e}f"
+
+
+def src_tag(node: Node) -> str:
+    """The traceability marker (and a human location) of a node."""
+    if node.loc is None:
+        return ""
+    return f" (from source line {node.loc.line}, column {node.loc.column}) [src:{node.loc.line}]"
+
+
+def table(ctype: str, name: str, values: list[str], width: int = 6) -> str:
+    rows = [", ".join(values[i : i + width]) for i in range(0, len(values), width)]
+    body = ",\n    ".join(rows)
+    return f"static const {ctype} {name}[{len(values)}] = {{\n    {body}\n}};\n"
+
+
+def polyphase_offsets(taps: int, decimation: int, outputs: int) -> tuple[int, int, list[int]]:
+    """History length H, phase length M and, per tap, its flat offset into the ``[D][M]`` phase array."""
+    q = -(-taps // decimation)
+    history, per_phase = q * decimation, q + outputs
+    offsets = []
+    for i in range(taps):
+        phase = (decimation - i % decimation) % decimation
+        offsets.append(phase * per_phase + q - (i + phase) // decimation)
+    return history, per_phase, offsets
+
+
+def block_size(dtype: DType) -> int:
+    """Outputs per register block: 256 bytes of accumulators (4 AVX-512, 8 AVX or 16 SSE/NEON registers)."""
+    return 32 if dtype is DType.FLOAT64 else 64
+
+
+def fir_kernel(nid: str, t: str, tag: str, *, taps: int, n_out: int, x_at: str, blk: int) -> str:
+    """The register-blocked FIR function of node ``nid``.
+
+    ``y[k] = sum_i taps[i] * x[X(i) + k]`` with ``X(i)`` the C expression ``x_at`` (``H - i`` for a plain FIR,
+    the phase offset table for a polyphase one). Outputs go in blocks of ``blk`` accumulators that stay in
+    registers while the taps loop runs, then one tail block of the constant remainder; each output still sums
+    its taps in order 0..L-1.
+    """
+    full, rest = n_out // blk * blk, n_out % blk
+    lines = [
+        f"/* {nid}: FIR kernel, {blk} outputs per register block, taps outer, each output sums taps in order{tag} */",
+        f"static void {nid}_fir(const {t} *restrict x, {t} *restrict y)",
+        "{",
+        "    size_t i, k, m;",
+    ]
+    blocks = [(f"for (k = 0; k < {full}; k += {blk})", blk)] if full else []
+    blocks += [(f"for (k = {full}; k < {n_out}; k += {rest})", rest)] if rest else []
+    for head, size in blocks:
+        lines += [
+            f"    {head} {{ /* {size} outputs in registers{tag} */",
+            f"        {t} acc[{size}];",
+            f"        for (m = 0; m < {size}; m++) acc[m] = 0;",
+            f"        for (i = 0; i < {taps}; i++) {{ /* one tap over the block{tag} */",
+            f"            const {t} h = {nid}_taps[i];",
+            f"            const {t} *xp = &x[{x_at} + k];",
+            f"            for (m = 0; m < {size}; m++) acc[m] += h * xp[m];",
+            "        }",
+            f"        for (m = 0; m < {size}; m++) y[k + m] = acc[m];",
+            "    }",
+        ]
+    return "\n".join([*lines, "}", ""])
+
+
+def c_expr(expr: Expr, srcs: list[str]) -> str:
+    """C text (in double) of an elementwise expression reading ``srcs[i][k]``."""
+    head = expr[0]
+    if head == "in":
+        return f"(double){srcs[expr[1]]}[k]"
+    if head == "const":
+        return f"({dlit(expr[1])})"
+    args = [c_expr(a, srcs) for a in expr[1:]]
+    if head in _INFIX:
+        return f"({args[0]} {_INFIX[head]} {args[1]})"
+    if head == "neg":
+        return f"(-{args[0]})"
+    if head == "clip":
+        return f"sf_min(sf_max({args[0]}, {args[1]}), {args[2]})"
+    return f"{_CALLS[head]}({', '.join(args)})"
+
+
+class Emitter:
+    """Collects state fields, constant tables, process-body lines and reset lines for a graph."""
+
+    def __init__(self, graph: Graph, dtype: DType) -> None:
+        self.g, self.dtype = graph, dtype
+        outs = graph.outputs
+        # the process() parameter of each output port: `out` for a single output, else out0, out1, ...
+        self.out_ptr = {o.id: ("out" if len(outs) == 1 else f"out{i}") for i, o in enumerate(outs)}
+        self.t = "double" if dtype is DType.FLOAT64 else "float"
+        self.state: list[str] = []
+        self.tables: list[str] = []
+        self.body: list[str] = []
+        self.helpers: set[str] = set()
+
+    def _to_output(self, node_id: str) -> str | None:
+        """The output pointer ``node_id`` writes directly (its only reader is an output port), else None."""
+        readers = self.g.consumers(node_id)
+        return self.out_ptr[readers[0].id] if len(readers) == 1 and readers[0].op is Op.OUTPUT else None
+
+    def dest(self, node: Node) -> str:
+        ptr = self._to_output(node.id)
+        if ptr is not None:
+            return ptr
+        self.state.append(f"    {self.t} {node.id}_out[{node.out.samples}];")
+        return f"s->{node.id}_out"
+
+    def src(self, node_id: str) -> str:
+        if self.g.node(node_id).op is Op.INPUT:
+            return "in"
+        return self._to_output(node_id) or f"s->{node_id}_out"
+
+    def fir(self, node: Node, p: FirParams) -> None:
+        t, nid, tag = self.t, node.id, src_tag(node)
+        n_in = self.g.node(node.inputs[0]).out.samples
+        n_out, length, d = node.out.samples, len(p.taps), p.decimation
+        src, dst = self.src(node.inputs[0]), self.dest(node)
+        self.tables.append(table(t, f"{nid}_taps", [sample_lit(v, self.dtype) for v in p.taps]))
+        history = length - 1
+        if d > 1:
+            history, per_phase, offsets = polyphase_offsets(length, d, n_out)
+            self.tables.append(table("int", f"{nid}_off", [str(o) for o in offsets]))
+            self.state.append(f"    {t} {nid}_ph[{d * per_phase}]; /* {d} phases of {per_phase} samples */")
+            xs, x_at = f"s->{nid}_ph", f"{nid}_off[i]"
+        else:
+            xs, x_at = f"s->{nid}_buf", f"{history} - i"
+        self.tables.append(fir_kernel(nid, t, tag, taps=length, n_out=n_out, x_at=x_at, blk=block_size(self.dtype)))
+        b = self.body
+        b.append(f"    /* {nid}: {describe(node)}{tag} */")
+        b.append(f"    memcpy(&s->{nid}_buf[{history}], {src}, sizeof({t}) * {n_in});")
+        if d > 1:
+            b.append(f"    for (t = 0; t < {d}; t++) /* split history + frame into {d} phases{tag} */")
+            b.append(f"        for (m = 0; m < {per_phase}; m++) s->{nid}_ph[t * {per_phase} + m] = "
+                     f"s->{nid}_buf[m * {d} + t];")  # fmt: skip
+        b.append(f"    {nid}_fir({xs}, {dst});")
+        if history:
+            b.append(f"    memmove(s->{nid}_buf, &s->{nid}_buf[{n_in}], sizeof({t}) * {history});")
+        self.state.append(f"    {t} {nid}_buf[{history + n_in}]; /* {history} past samples + one frame */")
+
+    def iir(self, node: Node, p: IirParams) -> None:
+        nid, n, sections = node.id, node.out.samples, len(p.sections)
+        src, dst = self.src(node.inputs[0]), self.dest(node)
+        rows = [", ".join(dlit(v) for v in (s[0], s[1], s[2], s[4], s[5])) for s in p.sections]
+        self.tables.append(f"static const double {nid}_sos[{sections}][5] = {{ /* b0 b1 b2 a1 a2 per section */\n"
+                           + ",\n".join(f"    {{{r}}}" for r in rows) + "\n};\n")  # fmt: skip
+        self.state.append(f"    double {nid}_z[{sections}][2]; /* transposed DF-II state per section */")
+        self.state.append(f"    double {nid}_w[{n}]; /* the frame in double between sections */")
+        tag = src_tag(node)
+        self.body += [
+            f"    /* {nid}: {describe(node)}, transposed direct form II, double state{tag} */",
+            f"    for (k = 0; k < {n}; k++) s->{nid}_w[k] = (double){src}[k];",
+            f"    for (j = 0; j < {sections}; j++) {{ /* one biquad section over the frame{tag} */",
+            f"        const double *c = {nid}_sos[j];",
+            f"        double z0 = s->{nid}_z[j][0], z1 = s->{nid}_z[j][1];",
+            f"        for (k = 0; k < {n}; k++) {{",
+            f"            const double v = s->{nid}_w[k];",
+            "            const double y = c[0] * v + z0;",
+            "            z0 = c[1] * v - c[3] * y + z1;",
+            "            z1 = c[2] * v - c[4] * y;",
+            f"            s->{nid}_w[k] = y;",
+            "        }",
+            f"        s->{nid}_z[j][0] = z0;",
+            f"        s->{nid}_z[j][1] = z1;",
+            "    }",
+            f"    for (k = 0; k < {n}; k++) {dst}[k] = ({self.t})s->{nid}_w[k];",
+        ]  # fmt: skip
+
+    def simple(self, node: Node) -> None:
+        srcs = [self.src(i) for i in node.inputs]
+        dst = self.out_ptr[node.id] if node.op is Op.OUTPUT else self.dest(node)
+        p, n, t = node.params, node.out.samples, self.t
+        self.body.append(f"    /* {node.id}: {describe(node)}{src_tag(node)} */")
+        if isinstance(p, GainParams):
+            self.body.append(
+                f"    for (k = 0; k < {n}; k++) {dst}[k] = {sample_lit(p.gain, self.dtype)} * {srcs[0]}[k];"
+            )
+        elif isinstance(p, DecimateParams):
+            self.body.append(f"    for (k = 0; k < {n}; k++) {dst}[k] = {srcs[0]}[k * {p.factor}];")
+        elif isinstance(p, MapParams):
+            for e in walk(p.expr):
+                self.helpers.update(_HELPERS_OF.get(e[0], ()))
+            self.body.append(f"    for (k = 0; k < {n}; k++) {dst}[k] = ({t})({c_expr(p.expr, srcs)});")
+        else:  # output port reading the input or a shared buffer
+            self.body.append(f"    memcpy({self.out_ptr[node.id]}, {srcs[0]}, sizeof({t}) * {n});")
+
+    def emit(self) -> None:
+        for node in self.g.nodes:
+            if isinstance(node.params, FirParams):
+                self.fir(node, node.params)
+            elif isinstance(node.params, IirParams):
+                self.iir(node, node.params)
+            elif node.op in (Op.GAIN, Op.DECIMATE, Op.MAP) or (
+                node.op is Op.OUTPUT and self.src(node.inputs[0]) != self.out_ptr[node.id]
+            ):
+                self.simple(node)

@@ -1,0 +1,154 @@
+"""IIR filter block: a cascade of biquad sections (``scipy.signal.sosfilt``) or one ``lfilter(b, a)``.
+
+``IirParams.form`` says which SciPy call the user wrote and the golden model mirrors it in structure:
+``"ba"`` is ``scipy.signal.lfilter(b, a, x)`` (transposed direct form II on the whole polynomial) and ``"sos"``
+is ``scipy.signal.sosfilt(sos, x)``. ``sections`` is what generated code implements: for ``"ba"`` of order <= 2
+it is that one direct-form section; above order 2 it is ``scipy.signal.tf2sos(b, a)`` computed at design time,
+because a high-order direct form loses precision (poles of a long polynomial are ill-conditioned).
+
+Invariants checked by ``infer``: one real float input, 1..``MAX_SECTIONS`` sections of six finite coefficients
+with ``a0 == 1`` (normalised), ``b``/``a`` normalised (``a[0] == 1``) when the form is ``"ba"``, and every pole
+strictly inside the unit circle (``|p| <= 1 - STABILITY_MARGIN``): a pole on or outside it makes the output grow
+without bound or never decay, so no tolerance could verify it. Rate and frame length are unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import signal
+
+from sigforge.dsp.blocks import RuleError
+from sigforge.dsp.types import StreamType
+
+FloatArray = npt.NDArray[np.float64]
+Section = tuple[float, float, float, float, float, float]
+
+MAX_ORDER = 64  # of the whole filter; a 32nd-order band-pass is far beyond practical designs
+MAX_SECTIONS = MAX_ORDER // 2
+STABILITY_MARGIN = 1e-9  # poles this close to the unit circle count as on it (roots carry rounding error)
+
+
+@dataclass(frozen=True, slots=True)
+class IirParams:
+    """Parameters of an IIR node.
+
+    Attributes:
+        form: ``"ba"`` (from ``lfilter``) or ``"sos"`` (from ``sosfilt``): the golden model's structure.
+        b: numerator, normalised by ``a[0]`` (empty for ``"sos"``).
+        a: denominator with ``a[0] == 1`` (empty for ``"sos"``).
+        sections: biquads ``(b0, b1, b2, 1, a1, a2)`` implementing the same filter.
+    """
+
+    form: str
+    b: tuple[float, ...]
+    a: tuple[float, ...]
+    sections: tuple[Section, ...]
+
+    @property
+    def order(self) -> int:
+        """The filter order (length of the longer polynomial minus one; twice the sections for SOS)."""
+        if self.form == "ba":
+            return max(len(self.b), len(self.a)) - 1
+        return 2 * len(self.sections)
+
+
+def max_pole_radius(params: IirParams) -> float:
+    """The largest pole magnitude (0 for a filter with no poles)."""
+    if params.form == "ba":
+        poles = np.roots(np.asarray(params.a)) if len(params.a) > 1 else np.zeros(0)
+    else:
+        poles = np.concatenate([np.roots(np.asarray(s[3:])) for s in params.sections])
+    return float(np.max(np.abs(poles))) if poles.size else 0.0
+
+
+def from_ba(b: npt.ArrayLike, a: npt.ArrayLike) -> IirParams:
+    """Parameters for ``lfilter(b, a)``: normalise by ``a[0]``, pick the sections (ValueError if ``a[0] == 0``)."""
+    bn, an = np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
+    if an.size == 0 or an[0] == 0:
+        raise ValueError("the leading denominator coefficient a[0] must not be zero")
+    bn, an = bn / an[0], an / an[0]
+    order = max(bn.size, an.size) - 1
+    if order > MAX_ORDER:
+        raise ValueError(f"IIR order {order} exceeds the limit of {MAX_ORDER}")
+    if order <= 2:
+        sos = np.zeros((1, 6))
+        sos[0, : bn.size], sos[0, 3 : 3 + an.size] = bn, an
+    else:
+        sos = signal.tf2sos(bn, an)
+    return IirParams("ba", tuple(map(float, bn)), tuple(map(float, an)), _sections(sos))
+
+
+def from_sos(sos: npt.ArrayLike) -> IirParams:
+    """Parameters for ``sosfilt(sos)``: each section normalised by its own ``a0`` (ValueError if zero)."""
+    arr = np.asarray(sos, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 6 or not 1 <= arr.shape[0] <= MAX_SECTIONS:
+        raise ValueError(f"sos must have shape (n, 6) with 1 <= n <= {MAX_SECTIONS}, got {arr.shape}")
+    if np.any(arr[:, 3] == 0):
+        raise ValueError("every section's a0 (column 3) must be non-zero")
+    return IirParams("sos", (), (), _sections(arr / arr[:, 3:4]))
+
+
+def _sections(sos: FloatArray) -> tuple[Section, ...]:
+    return tuple((float(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])) for r in sos)
+
+
+def infer(params: IirParams, inputs: Sequence[StreamType]) -> StreamType:
+    """Type and rate rule (see the module docstring)."""
+    if len(inputs) != 1:
+        raise RuleError(f"iir takes exactly one input, got {len(inputs)}")
+    if inputs[0].dtype.is_complex or not inputs[0].dtype.is_float:
+        raise RuleError(f"iir filters real float streams, got {inputs[0].dtype}")
+    if params.form not in ("ba", "sos"):
+        raise RuleError(f"iir form must be 'ba' or 'sos', got {params.form!r}")
+    if not 1 <= len(params.sections) <= MAX_SECTIONS:
+        raise RuleError(f"iir needs 1..{MAX_SECTIONS} sections, got {len(params.sections)}")
+    values = [v for s in params.sections for v in s] + list(params.b) + list(params.a)
+    if not all(math.isfinite(v) for v in values):
+        raise RuleError("iir coefficients must be finite")
+    if any(s[3] != 1.0 for s in params.sections) or (params.form == "ba" and (not params.a or params.a[0] != 1.0)):
+        raise RuleError("iir coefficients must be normalised (a0 == 1)")
+    radius = max_pole_radius(params)
+    if radius > 1.0 - STABILITY_MARGIN:
+        raise RuleError(f"unstable IIR filter: largest pole magnitude {radius:.9f} is not below 1")
+    return inputs[0]
+
+
+def reference(params: IirParams, x: npt.ArrayLike) -> FloatArray:
+    """Float64 golden model for a whole signal: exactly the SciPy call the user wrote."""
+    xs = np.asarray(x, dtype=np.float64)
+    if params.form == "ba":
+        return np.asarray(signal.lfilter(params.b, params.a, xs), dtype=np.float64)
+    return np.asarray(signal.sosfilt(np.asarray(params.sections), xs), dtype=np.float64)
+
+
+class Streamer:
+    """Frame-by-frame IIR carrying SciPy's own filter state (``zi``) across frames."""
+
+    def __init__(self, params: IirParams) -> None:
+        self._p = params
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the filter state."""
+        if self._p.form == "ba":
+            self._zi = np.zeros(max(len(self._p.b), len(self._p.a)) - 1)
+        else:
+            self._zi = np.zeros((len(self._p.sections), 2))
+
+    def process(self, frame: npt.ArrayLike) -> FloatArray:
+        """Filter one frame."""
+        xs = np.asarray(frame, dtype=np.float64)
+        if xs.size == 0:
+            return np.zeros(0)
+        if self._p.form == "ba":
+            if self._zi.size == 0:  # order 0: a pure gain, lfilter refuses an empty zi
+                return np.asarray(signal.lfilter(self._p.b, self._p.a, xs), dtype=np.float64)
+            y, self._zi = signal.lfilter(self._p.b, self._p.a, xs, zi=self._zi)
+        else:
+            y, self._zi = signal.sosfilt(np.asarray(self._p.sections), xs, zi=self._zi)
+        return np.asarray(y, dtype=np.float64)
