@@ -116,3 +116,14 @@ def test_unknown_route_is_a_404_problem(client: TestClient) -> None:
 def test_bad_cursor_and_limit(client: TestClient) -> None:
     assert_problem(client.get("/api/v1/translations", params={"cursor": "%%%"}), 422)
     assert_problem(client.get("/api/v1/translations", params={"limit": 0}), 400)
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(b"[" * 50_000, "nested too deeply"), (b"", "body is required"), (b"null", "expected `object`")],
+)
+def test_pathological_bodies(client: TestClient, app_db: Database, content: bytes, needle: str) -> None:
+    response = client.post("/api/v1/translations", content=content, headers={"content-type": "application/json"})
+    problem = assert_problem(response, 400)
+    assert needle in problem["detail"].lower()
+    assert_nothing_written(app_db)

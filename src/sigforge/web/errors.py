@@ -127,6 +127,8 @@ def _validation_errors(exc: ValidationException) -> list[dict[str, Any]]:
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             message = str(item.get("message", ""))
+            if message == "'data'":  # Litestar's way of saying the body was empty
+                message = "a JSON object body is required"
             errors.append({"detail": _AT_PATH.sub("", message), "pointer": _pointer(item.get("key"), message)})
     return errors
 
@@ -154,6 +156,15 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 
 def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, RecursionError) and "deserializing" in str(exc):
+        # msgspec gives up on absurdly nested JSON: the client's fault, not ours.
+        return problem(
+            request,
+            status=HTTP_400_BAD_REQUEST,
+            title="Malformed request",
+            detail="the request body is not valid JSON for this API: it is nested too deeply",
+            code="malformed-request",
+        )
     log.exception("request.unhandled_error", error_type=type(exc).__name__)
     return problem(
         request,
