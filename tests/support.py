@@ -27,3 +27,18 @@ def child_env(**overrides: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env.update(overrides)
     return env
+
+
+def example_options(path: Path) -> dict[str, str]:
+    """An example's ``# sigforge: key=value`` comments (the tests read them; the translator never does).
+
+    ``input_dtype`` (default float32) is the request dtype; ``reference=prepend_zero`` says the example holds the FM
+    discriminator, whose streaming output equals the Python function applied to the signal with one zero sample
+    prepended.
+    """
+    options: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("# sigforge:") and "=" in line:
+            key, value = line.removeprefix("# sigforge:").strip().split("=", 1)
+            options[key.strip()] = value.strip()
+    return options

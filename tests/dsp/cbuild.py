@@ -14,6 +14,7 @@ import numpy as np
 from sigforge.dsp.pipeline import ArtifactPlan
 from sigforge.toolchains.host import HostCompiler
 from sigforge.toolchains.runner import ProcessRunner
+from support import example_options
 
 _BUILT: dict[str, Path] = {}
 
@@ -67,8 +68,28 @@ def run_c(plan: ArtifactPlan, x: np.ndarray, root: Path, runner: ProcessRunner, 
 
 
 def rel_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    """Largest absolute error relative to the expected output's RMS (absolute when that RMS is 0)."""
+    """Largest absolute error (complex modulus) relative to the expected output's RMS (absolute when it is 0)."""
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    rms = float(np.sqrt(np.mean(expected**2))) if expected.size else 0.0
+    rms = float(np.sqrt(np.mean(np.abs(expected) ** 2))) if expected.size else 0.0
     err = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
     return err / rms if rms > 0 else err
+
+
+def example_input(path: Path, x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """(signal for the translation, signal for running the example's Python) from a real test signal ``x``.
+
+    Complex examples get ``x + 1j * x[::-1] / 2``. A ``prepend_zero`` example is run on ``[tiny, x...]`` with
+    ``tiny = 1e-200`` standing for the zero and ``x[0] = 0.5``: NumPy's first discriminator output is then the
+    angle of a positive real number, 0, as ours is by definition (with an exact zero in front, NumPy's
+    ``angle(y0 * conj(0))`` is +-pi or 0 depending on the signs of zeros; see ``blocks.elementwise.angle``).
+    """
+    opts = example_options(path)
+    xs = np.asarray(x, dtype=np.float64)
+    if opts.get("input_dtype", "float32").startswith("complex"):
+        xs = xs + 1j * xs[::-1] / 2
+    if opts.get("reference") == "prepend_zero":
+        xs = xs.copy()
+        xs[0] = 0.5
+    xs = xs.astype(dtype).astype(np.complex128 if np.iscomplexobj(xs) else np.float64)
+    ref = np.concatenate([[1e-200], xs]) if opts.get("reference") == "prepend_zero" else xs
+    return xs, ref

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cbuild import rel_error, run_c
+from cbuild import example_input, example_options, rel_error, run_c
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy import signal
@@ -67,15 +67,20 @@ def test_compiled_iir_matches_scipy(
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_examples_compile_and_match_their_python(path: Path, dtype: str, tmp_path: Path, runner, cc) -> None:
+    if example_options(path).get("input_dtype", "float32").startswith("complex"):  # same precision, complex
+        dtype = {"float32": "complex64", "float64": "complex128"}[dtype]
     plan = translate(path.read_text(), TranslationRequest(frame_length=240, input_dtype=dtype))
     func = runpy.run_path(str(path))[plan.graph.name]  # our own example file: running it here is fine
     rng = np.random.default_rng(3)
     n = 240 * 4
     tone = np.sin(2 * np.pi * 0.01 * np.arange(n)) + 0.3  # DC + low tone: exercises blockers and envelopes
-    for x in (rng.uniform(-1, 1, n), rng.normal(0, 0.5, n), tone):
-        x = x.astype(dtype).astype(np.float64)
+    for raw in (rng.uniform(-1, 1, n), rng.normal(0, 0.5, n), tone):
+        x, ref = example_input(path, raw, dtype)
         y = run_c(plan, x, tmp_path, runner, cc)
-        assert rel_error(y, np.asarray(func(x), dtype=np.float64)) <= TOL[dtype], path.stem
+        assert (
+            rel_error(y, np.asarray(func(ref)))
+            <= TOL[dtype.replace("complex64", "float32").replace("complex128", "float64")]
+        ), path.stem
 
 
 def test_elementwise_chain_compiles_and_matches_numpy(tmp_path: Path, runner, cc) -> None:

@@ -161,7 +161,7 @@ BAD = [
     ("from scipy import signal\nT = signal.firwin(31, 1.5)\ndef f(x):\n    return x\n", 2, 4, "firwin rejected"),
     ("from scipy import signal\nT = signal.firwin(10**9, 0.1)\ndef f(x):\n    return x\n", 2, 4, "numtaps"),
     ("from scipy import signal\ndef f(x):\n    return signal.lfilter([1.0], 1.0, x, axis=0)\n", 3, 11, "axis"),
-    ("def f(x):\n    return x * [1.0, 2.0]\n", 2, 11, "real constant number"),
+    ("def f(x):\n    return x * [1.0, 2.0]\n", 2, 11, "constant number"),
     ("def f(x):\n    return x / 0\n", 2, 11, "division of a signal by zero"),
     ("def f(x):\n    return x.__class__\n", 2, 11, "private attribute"),
     ("def f(x):\n    return x.shape\n", 2, 11, "attribute access"),

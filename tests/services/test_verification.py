@@ -20,6 +20,7 @@ from sigforge.services.verification import build_and_verify, manifest, write_fil
 from sigforge.settings import LimitSettings
 from sigforge.toolchains.host import HostCompiler
 from sigforge.toolchains.runner import ProcessRunner
+from support import example_options
 
 pytestmark = pytest.mark.slow
 LIMITS = LimitSettings(build_timeout_s=60, run_timeout_s=20)
@@ -210,7 +211,9 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.py"
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_examples_verify(path: Path, tmp_path: Path, runner: ProcessRunner, cc: HostCompiler) -> None:
-    plan = translate(path.read_text(), TranslationRequest(frame_length=480))
+    dtype = example_options(path).get("input_dtype", "float32")
+    plan = translate(path.read_text(), TranslationRequest(frame_length=480, input_dtype=dtype))
+    assert plan.interface["inputs"][0]["dtype"] == dtype
     outcome = build_and_verify(plan, runner=runner, limits=LIMITS, workdir=tmp_path, cc=cc)
     assert outcome.verified, outcome.summary
 

@@ -1,7 +1,8 @@
 """Golden models of whole graphs, built from the blocks' float64 references.
 
-``evaluate`` interprets a graph on a whole signal; ``StreamingModel`` runs it frame by frame with each block's
-``Streamer``. Both read only the IR, so the same functions check the frontend's graph and every optimised graph.
+Values are float64 arrays, complex128 for complex streams. ``evaluate`` interprets a graph on a whole signal;
+``StreamingModel`` runs it frame by frame with each block's ``Streamer``. Both read only the IR, so the same
+functions check the frontend's graph and every optimised graph.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sigforge.dsp.blocks import decimate, elementwise, fir, gain, iir
+from sigforge.dsp.blocks import decimate, delay, elementwise, fir, gain, iir
 from sigforge.dsp.blocks.decimate import DecimateParams
-from sigforge.dsp.blocks.elementwise import MapParams
+from sigforge.dsp.blocks.delay import DelayParams
+from sigforge.dsp.blocks.elementwise import MapParams, wide
 from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.iir import IirParams
@@ -33,6 +35,8 @@ def _reference(params: Any) -> Callable[..., FloatArray]:
         return lambda x: fir.reference(params, x)
     if isinstance(params, DecimateParams):
         return lambda x: decimate.reference(params, x)
+    if isinstance(params, DelayParams):
+        return lambda x: delay.reference(params, x)
     if isinstance(params, GainParams):
         return lambda x: gain.reference(params, x)
     if isinstance(params, IirParams):
@@ -55,7 +59,7 @@ def evaluate(graph: Graph, x: npt.ArrayLike) -> list[FloatArray]:
     values: dict[str, FloatArray] = {}
     for node in graph.nodes:
         if node.op is Op.INPUT:
-            values[node.id] = np.asarray(x, dtype=np.float64)
+            values[node.id] = wide(x)
         elif node.op is Op.OUTPUT:
             values[node.id] = values[node.inputs[0]]
         else:
@@ -68,6 +72,8 @@ def _streamer(params: Any) -> Any:  # a block Streamer; one-input blocks take on
         return fir.Streamer(params)
     if isinstance(params, DecimateParams):
         return decimate.Streamer(params)
+    if isinstance(params, DelayParams):
+        return delay.Streamer(params)
     if isinstance(params, GainParams):
         return gain.Streamer(params)
     if isinstance(params, IirParams):
@@ -95,7 +101,7 @@ class StreamingModel:
         values: dict[str, FloatArray] = {}
         for node in self._graph.nodes:
             if node.op is Op.INPUT:
-                values[node.id] = np.asarray(frame, dtype=np.float64)
+                values[node.id] = wide(frame)
             elif node.op is Op.OUTPUT:
                 values[node.id] = values[node.inputs[0]]
             else:

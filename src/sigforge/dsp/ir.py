@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 
-from sigforge.dsp.blocks import RuleError, decimate, elementwise, fir, gain, iir, ports
+from sigforge.dsp.blocks import RuleError, decimate, delay, elementwise, fir, gain, iir, ports
 from sigforge.dsp.blocks.decimate import DecimateParams
+from sigforge.dsp.blocks.delay import DelayParams
 from sigforge.dsp.blocks.elementwise import MapParams
 from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.gain import GainParams
@@ -35,19 +36,21 @@ class Op(StrEnum):
     INPUT = "input"
     FIR = "fir"
     DECIMATE = "decimate"
+    DELAY = "delay"
     GAIN = "gain"
     IIR = "iir"
     MAP = "map"
     OUTPUT = "output"
 
 
-Params = FirParams | DecimateParams | GainParams | IirParams | MapParams | PortParams
+Params = FirParams | DecimateParams | DelayParams | GainParams | IirParams | MapParams | PortParams
 
 _PARAM_TYPES: dict[Op, type] = {
     Op.INPUT: PortParams,
     Op.OUTPUT: PortParams,
     Op.FIR: FirParams,
     Op.DECIMATE: DecimateParams,
+    Op.DELAY: DelayParams,
     Op.GAIN: GainParams,
     Op.IIR: IirParams,
     Op.MAP: MapParams,
@@ -115,6 +118,7 @@ def _infer(node: Node, inputs: Sequence[StreamType]) -> StreamType:
     rules: dict[type, Callable[..., StreamType]] = {
         FirParams: fir.infer,
         DecimateParams: decimate.infer,
+        DelayParams: delay.infer,
         GainParams: gain.infer,
         IirParams: iir.infer,
         MapParams: elementwise.infer,
@@ -170,7 +174,7 @@ def total_decimation(graph: Graph) -> int:
     return max((r.denominator for r in rates), default=1)
 
 
-def describe(node: Node) -> str:
+def describe(node: Node) -> str:  # noqa: PLR0911 - one branch per parameter type
     """A one-line, generated (never user-supplied) description of a node, for comments and summaries."""
     p = node.params
     if isinstance(p, FirParams):
@@ -178,6 +182,8 @@ def describe(node: Node) -> str:
         return f"FIR, {len(p.taps)} taps{kept}"
     if isinstance(p, DecimateParams):
         return f"decimate by {p.factor}"
+    if isinstance(p, DelayParams):
+        return f"delay by {p.count} sample(s)"
     if isinstance(p, GainParams):
         return f"gain {p.gain!r}"
     if isinstance(p, IirParams):

@@ -27,7 +27,7 @@ from sigforge.dsp.verify import Tolerances, tolerances_for
 from sigforge.errors import InvalidInput, UnsupportedTarget
 
 SUPPORTED_TARGETS: tuple[str, ...] = ("host-c",)
-SUPPORTED_INPUT_DTYPES: tuple[str, ...] = ("float32", "float64")
+SUPPORTED_INPUT_DTYPES: tuple[str, ...] = ("float32", "float64", "complex64", "complex128")
 MAX_FRAME_LENGTH = 1 << 22  # absolute ceiling; the service applies the configured, lower limit first
 
 

@@ -1,7 +1,10 @@
 """Host-C code for each IR block: the body of ``NAME_process`` and the state each block keeps.
 
 Invariants:
-    * ``T`` is the sample type of the whole graph (``float`` for float32, ``double`` for float64). Each FIR is a
+    * ``T`` is the scalar type of the whole graph (``float`` for float32/complex64, ``double`` for
+      float64/complex128); a complex stream holds ``2 * samples`` interleaved (re, im) scalars (``lanes``), a
+      real gain, decimation or FIR treats them as two real streams, a complex IIR runs two independent
+      recursions (re, im) with the same coefficients and ``double`` state. Each FIR is a
       static ``NODE_fir`` kernel, register-blocked: a block of ``block_size`` outputs (256 bytes) is held in an
       accumulator array the compiler keeps in vector registers while the taps loop runs, so outputs are not
       re-loaded and stored per tap; the innermost loop is a contiguous multiply-add it vectorises. Each output
@@ -11,7 +14,8 @@ Invariants:
       ``T`` is: float32 recursions would put rounding noise at the poles' gain (up to 1/(1-|p|)), far above the
       float32 tolerance for narrow filters. Sections run one after another over the whole frame in a ``double``
       work buffer, so each section's two state values stay in registers.
-    * Elementwise maps are evaluated in ``double`` and rounded to ``T`` once, matching the float64 golden model
+    * Elementwise maps (code in ``_c_map``) are evaluated in ``double`` and rounded to ``T`` once, matching the
+      golden model
       to one rounding; ``sf_max``/``sf_min``/``sf_sign`` propagate NaN like NumPy.
     * Every block comment and every function carries ``[src:N]``, N the 1-based user source line (traceability).
     * A polyphase FIR (decimation D > 1) keeps ``H = ceil(L/D)*D`` past samples, splits history+frame into D
@@ -23,29 +27,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from sigforge.dsp.backends._c_map import MapCode, dlit
 from sigforge.dsp.blocks.decimate import DecimateParams
-from sigforge.dsp.blocks.elementwise import Expr, MapParams, walk
+from sigforge.dsp.blocks.delay import DelayParams
+from sigforge.dsp.blocks.elementwise import MapParams
 from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.iir import IirParams
 from sigforge.dsp.ir import Graph, Node, Op, describe
 from sigforge.dsp.types import DType
-
-# NaN-propagating helpers for elementwise maps, as NumPy's maximum/minimum/sign; emitted only when used.
-MAP_HELPERS = {
-    "sf_max": "static double sf_max(double a, double b) { return (a != a || a > b) ? a : b; }",
-    "sf_min": "static double sf_min(double a, double b) { return (a != a || a < b) ? a : b; }",
-    "sf_sign": "static double sf_sign(double v) { return v > 0.0 ? 1.0 : (v < 0.0 ? -1.0 : v); }",
-}
-_HELPERS_OF = {"maximum": ("sf_max",), "minimum": ("sf_min",), "clip": ("sf_max", "sf_min"), "sign": ("sf_sign",)}
-_CALLS = {"abs": "fabs", "sqrt": "sqrt", "exp": "exp", "log10": "log10", "sign": "sf_sign", "maximum": "sf_max",
-          "minimum": "sf_min"}  # fmt: skip
-_INFIX = {"add": "+", "sub": "-", "mul": "*"}
-
-
-def dlit(value: float) -> str:
-    """A C double literal that round-trips exactly."""
-    return repr(float(value))  # Python's shortest round-trip repr always has a "." or an exponent
 
 
 def sample_lit(value: float, dtype: DType) -> str:
@@ -117,21 +107,9 @@ def fir_kernel(nid: str, t: str, tag: str, *, taps: int, n_out: int, x_at: str, 
     return "\n".join([*lines, "}", ""])
 
 
-def c_expr(expr: Expr, srcs: list[str]) -> str:
-    """C text (in double) of an elementwise expression reading ``srcs[i][k]``."""
-    head = expr[0]
-    if head == "in":
-        return f"(double){srcs[expr[1]]}[k]"
-    if head == "const":
-        return f"({dlit(expr[1])})"
-    args = [c_expr(a, srcs) for a in expr[1:]]
-    if head in _INFIX:
-        return f"({args[0]} {_INFIX[head]} {args[1]})"
-    if head == "neg":
-        return f"(-{args[0]})"
-    if head == "clip":
-        return f"sf_min(sf_max({args[0]}, {args[1]}), {args[2]})"
-    return f"{_CALLS[head]}({', '.join(args)})"
+def lanes(node: Node) -> int:
+    """Scalars per sample on a node's output: 2 (re, im interleaved) for complex streams, else 1."""
+    return 2 if node.out.dtype.is_complex else 1
 
 
 class Emitter:
@@ -157,7 +135,7 @@ class Emitter:
         ptr = self._to_output(node.id)
         if ptr is not None:
             return ptr
-        self.state.append(f"    {self.t} {node.id}_out[{node.out.samples}];")
+        self.state.append(f"    {self.t} {node.id}_out[{lanes(node) * node.out.samples}];")
         return f"s->{node.id}_out"
 
     def src(self, node_id: str) -> str:
@@ -166,7 +144,7 @@ class Emitter:
         return self._to_output(node_id) or f"s->{node_id}_out"
 
     def fir(self, node: Node, p: FirParams) -> None:
-        t, nid, tag = self.t, node.id, src_tag(node)
+        t, nid, tag, ln = self.t, node.id, src_tag(node), lanes(node)
         n_in = self.g.node(node.inputs[0]).out.samples
         n_out, length, d = node.out.samples, len(p.taps), p.decimation
         src, dst = self.src(node.inputs[0]), self.dest(node)
@@ -174,30 +152,33 @@ class Emitter:
         history = length - 1
         if d > 1:
             history, per_phase, offsets = polyphase_offsets(length, d, n_out)
-            self.tables.append(table("int", f"{nid}_off", [str(o) for o in offsets]))
-            self.state.append(f"    {t} {nid}_ph[{d * per_phase}]; /* {d} phases of {per_phase} samples */")
+            self.tables.append(table("int", f"{nid}_off", [str(ln * o) for o in offsets]))
+            self.state.append(f"    {t} {nid}_ph[{ln * d * per_phase}]; /* {d} phases of {per_phase} samples */")
             xs, x_at = f"s->{nid}_ph", f"{nid}_off[i]"
         else:
-            xs, x_at = f"s->{nid}_buf", f"{history} - i"
-        self.tables.append(fir_kernel(nid, t, tag, taps=length, n_out=n_out, x_at=x_at, blk=block_size(self.dtype)))
+            xs, x_at = f"s->{nid}_buf", f"{history} - i" if ln == 1 else f"{ln} * ({history} - i)"
+        kernel = fir_kernel(nid, t, tag, taps=length, n_out=ln * n_out, x_at=x_at, blk=block_size(self.dtype))
+        self.tables.append(kernel)  # complex: the same kernel over interleaved (re, im) scalars, taps 2 apart
         b = self.body
-        b.append(f"    /* {nid}: {describe(node)}{tag} */")
-        b.append(f"    memcpy(&s->{nid}_buf[{history}], {src}, sizeof({t}) * {n_in});")
+        b.append(f"    /* {nid}: {describe(node)}{', complex (re, im interleaved)' if ln == 2 else ''}{tag} */")
+        b.append(f"    memcpy(&s->{nid}_buf[{ln * history}], {src}, sizeof({t}) * {ln * n_in});")
         if d > 1:
             b.append(f"    for (t = 0; t < {d}; t++) /* split history + frame into {d} phases{tag} */")
-            b.append(f"        for (m = 0; m < {per_phase}; m++) s->{nid}_ph[t * {per_phase} + m] = "
-                     f"s->{nid}_buf[m * {d} + t];")  # fmt: skip
+            for c in range(ln):
+                b.append(f"        for (m = 0; m < {per_phase}; m++) s->{nid}_ph[{ln} * (t * {per_phase} + m) + {c}] = "
+                         f"s->{nid}_buf[{ln} * (m * {d} + t) + {c}];")  # fmt: skip
         b.append(f"    {nid}_fir({xs}, {dst});")
         if history:
-            b.append(f"    memmove(s->{nid}_buf, &s->{nid}_buf[{n_in}], sizeof({t}) * {history});")
-        self.state.append(f"    {t} {nid}_buf[{history + n_in}]; /* {history} past samples + one frame */")
+            b.append(f"    memmove(s->{nid}_buf, &s->{nid}_buf[{ln * n_in}], sizeof({t}) * {ln * history});")
+        self.state.append(f"    {t} {nid}_buf[{ln * (history + n_in)}]; /* {history} past samples + one frame */")
 
     def iir(self, node: Node, p: IirParams) -> None:
+        if lanes(node) == 2:
+            self.iir_complex(node, p)
+            return
         nid, n, sections = node.id, node.out.samples, len(p.sections)
         src, dst = self.src(node.inputs[0]), self.dest(node)
-        rows = [", ".join(dlit(v) for v in (s[0], s[1], s[2], s[4], s[5])) for s in p.sections]
-        self.tables.append(f"static const double {nid}_sos[{sections}][5] = {{ /* b0 b1 b2 a1 a2 per section */\n"
-                           + ",\n".join(f"    {{{r}}}" for r in rows) + "\n};\n")  # fmt: skip
+        self._sos_table(nid, p)
         self.state.append(f"    double {nid}_z[{sections}][2]; /* transposed DF-II state per section */")
         self.state.append(f"    double {nid}_w[{n}]; /* the frame in double between sections */")
         tag = src_tag(node)
@@ -220,23 +201,87 @@ class Emitter:
             f"    for (k = 0; k < {n}; k++) {dst}[k] = ({self.t})s->{nid}_w[k];",
         ]  # fmt: skip
 
+    def _sos_table(self, nid: str, p: IirParams) -> None:
+        """The sections' coefficients as a constant table (a0 is 1 after normalisation, so it is left out)."""
+        rows = [", ".join(dlit(v) for v in (s[0], s[1], s[2], s[4], s[5])) for s in p.sections]
+        head = f"static const double {nid}_sos[{len(p.sections)}][5] = {{ /* b0 b1 b2 a1 a2 per section */\n"
+        self.tables.append(head + ",\n".join(f"    {{{r}}}" for r in rows) + "\n};\n")
+
+    def iir_complex(self, node: Node, p: IirParams) -> None:
+        """Real-coefficient IIR on a complex stream: two independent recursions (re, im) in one loop."""
+        nid, n, sections = node.id, node.out.samples, len(p.sections)
+        src, dst = self.src(node.inputs[0]), self.dest(node)
+        self._sos_table(nid, p)
+        self.state.append(
+            f"    double {nid}_z[{sections}][4]; /* transposed DF-II state per section: re, re, im, im */"
+        )
+        self.state.append(f"    double {nid}_w[{2 * n}]; /* the frame in double between sections, interleaved */")
+        tag = src_tag(node)
+        self.body += [
+            f"    /* {nid}: {describe(node)}, complex (re, im alike), transposed DF-II, double state{tag} */",
+            f"    for (k = 0; k < {2 * n}; k++) s->{nid}_w[k] = (double){src}[k];",
+            f"    for (j = 0; j < {sections}; j++) {{ /* one biquad section over the frame{tag} */",
+            f"        const double *c = {nid}_sos[j];",
+            f"        double z0 = s->{nid}_z[j][0], z1 = s->{nid}_z[j][1];",
+            f"        double u0 = s->{nid}_z[j][2], u1 = s->{nid}_z[j][3];",
+            f"        for (k = 0; k < {n}; k++) {{ /* re and im: two independent recursions{tag} */",
+            f"            const double v = s->{nid}_w[2 * k], vi = s->{nid}_w[2 * k + 1];",
+            "            const double y = c[0] * v + z0, yi = c[0] * vi + u0;",
+            "            z0 = c[1] * v - c[3] * y + z1;",
+            "            u0 = c[1] * vi - c[3] * yi + u1;",
+            "            z1 = c[2] * v - c[4] * y;",
+            "            u1 = c[2] * vi - c[4] * yi;",
+            f"            s->{nid}_w[2 * k] = y;",
+            f"            s->{nid}_w[2 * k + 1] = yi;",
+            "        }",
+            f"        s->{nid}_z[j][0] = z0;",
+            f"        s->{nid}_z[j][1] = z1;",
+            f"        s->{nid}_z[j][2] = u0;",
+            f"        s->{nid}_z[j][3] = u1;",
+            "    }",
+            f"    for (k = 0; k < {2 * n}; k++) {dst}[k] = ({self.t})s->{nid}_w[k];",
+        ]  # fmt: skip
+
+    def delay(self, node: Node, p: DelayParams) -> None:
+        nid, ln, t, n = node.id, lanes(node), self.t, node.out.samples
+        src, dst, keep = self.src(node.inputs[0]), self.dest(node), lanes(node) * p.count
+        self.state.append(f"    {t} {nid}_past[{keep}]; /* the last {p.count} sample(s), zero after reset */")
+        self.body += [
+            f"    /* {nid}: {describe(node)}{src_tag(node)} */",
+            f"    memcpy({dst}, s->{nid}_past, sizeof({t}) * {keep});",
+            f"    memcpy(&{dst}[{keep}], {src}, sizeof({t}) * {ln * n - keep});",
+            f"    memcpy(s->{nid}_past, &{src}[{ln * n - keep}], sizeof({t}) * {keep});",
+        ]
+
     def simple(self, node: Node) -> None:
         srcs = [self.src(i) for i in node.inputs]
         dst = self.out_ptr[node.id] if node.op is Op.OUTPUT else self.dest(node)
-        p, n, t = node.params, node.out.samples, self.t
-        self.body.append(f"    /* {node.id}: {describe(node)}{src_tag(node)} */")
-        if isinstance(p, GainParams):
+        p, n, t, ln, tag = node.params, node.out.samples, self.t, lanes(node), src_tag(node)
+        self.body.append(f"    /* {node.id}: {describe(node)}{tag} */")
+        if isinstance(p, GainParams):  # a real gain scales re and im alike
             self.body.append(
-                f"    for (k = 0; k < {n}; k++) {dst}[k] = {sample_lit(p.gain, self.dtype)} * {srcs[0]}[k];"
+                f"    for (k = 0; k < {ln * n}; k++) {dst}[k] = {sample_lit(p.gain, self.dtype)} * {srcs[0]}[k];"
             )
-        elif isinstance(p, DecimateParams):
+        elif isinstance(p, DecimateParams) and ln == 1:
             self.body.append(f"    for (k = 0; k < {n}; k++) {dst}[k] = {srcs[0]}[k * {p.factor}];")
+        elif isinstance(p, DecimateParams):
+            self.body.append(f"    for (k = 0; k < {n}; k++) {{ /* keep (re, im) pairs{tag} */")
+            self.body.append(f"        {dst}[2 * k] = {srcs[0]}[2 * k * {p.factor}];")
+            self.body.append(f"        {dst}[2 * k + 1] = {srcs[0]}[2 * k * {p.factor} + 1];")
+            self.body.append("    }")
         elif isinstance(p, MapParams):
-            for e in walk(p.expr):
-                self.helpers.update(_HELPERS_OF.get(e[0], ()))
-            self.body.append(f"    for (k = 0; k < {n}; k++) {dst}[k] = ({t})({c_expr(p.expr, srcs)});")
+            code = MapCode(srcs, [lanes(self.g.node(i)) == 2 for i in node.inputs])
+            result = code.value(p.expr)
+            if len(result) == 1 and ln == 2:  # a real expression stored in a complex stream cannot happen
+                raise AssertionError("map type mismatch")
+            self.helpers.update(code.helpers)
+            stores = [f"{dst}[k] = ({t})({result[0]});"] if ln == 1 else [
+                f"{dst}[2 * k] = ({t})({result[0]});", f"{dst}[2 * k + 1] = ({t})({result[1]});"]  # fmt: skip
+            self.body.append(f"    for (k = 0; k < {n}; k++) {{ /* one sample of the expression{tag} */")
+            self.body += [f"        {line}" for line in [*code.lines, *stores]]
+            self.body.append("    }")
         else:  # output port reading the input or a shared buffer
-            self.body.append(f"    memcpy({self.out_ptr[node.id]}, {srcs[0]}, sizeof({t}) * {n});")
+            self.body.append(f"    memcpy({self.out_ptr[node.id]}, {srcs[0]}, sizeof({t}) * {ln * n});")
 
     def emit(self) -> None:
         for node in self.g.nodes:
@@ -244,6 +289,8 @@ class Emitter:
                 self.fir(node, node.params)
             elif isinstance(node.params, IirParams):
                 self.iir(node, node.params)
+            elif isinstance(node.params, DelayParams):
+                self.delay(node, node.params)
             elif node.op in (Op.GAIN, Op.DECIMATE, Op.MAP) or (
                 node.op is Op.OUTPUT and self.src(node.inputs[0]) != self.out_ptr[node.id]
             ):

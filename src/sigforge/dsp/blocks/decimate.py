@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sigforge.dsp.blocks import RuleError
+from sigforge.dsp.blocks.elementwise import wide
 from sigforge.dsp.types import StreamType
 
 MAX_FACTOR = 1 << 20
@@ -45,7 +46,7 @@ def infer(params: DecimateParams, inputs: Sequence[StreamType]) -> StreamType:
 
 def reference(params: DecimateParams, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Float64 golden model for a whole signal."""
-    return np.ascontiguousarray(np.asarray(x, dtype=np.float64)[:: params.factor])
+    return np.ascontiguousarray(wide(x)[:: params.factor])
 
 
 class Streamer:
@@ -61,7 +62,7 @@ class Streamer:
 
     def process(self, frame: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Decimate one frame."""
-        xs = np.asarray(frame, dtype=np.float64)
+        xs = wide(frame)
         kept = xs[self._phase :: self._factor]
         self._phase = (self._phase - xs.size) % self._factor
         return np.ascontiguousarray(kept)

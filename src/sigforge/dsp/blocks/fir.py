@@ -5,7 +5,8 @@
 without the dropped outputs.
 
 Rate rule: the input's samples per frame must be a multiple of ``decimation``; the output has
-``samples // decimation`` samples per frame and ``rate / decimation``. Taps are real and finite.
+``samples // decimation`` samples per frame and ``rate / decimation``. Taps are real and finite; a complex
+stream is filtered as its real and imaginary parts (the golden model convolves the complex128 signal).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from sigforge.dsp.blocks import RuleError
+from sigforge.dsp.blocks.elementwise import wide
 from sigforge.dsp.types import FixedType, Overflow, Rounding, StreamType, overflow_raw, quantize
 
 FloatArray = npt.NDArray[np.float64]
@@ -57,7 +60,7 @@ def infer(params: FirParams, inputs: Sequence[StreamType]) -> StreamType:
 
 def reference(params: FirParams, x: npt.ArrayLike) -> FloatArray:
     """Float64 golden model for a whole signal."""
-    xs = np.asarray(x, dtype=np.float64)
+    xs = wide(x)
     if xs.size == 0:  # np.convolve refuses empty inputs
         return np.zeros(0)
     full = np.convolve(xs, np.asarray(params.taps, dtype=np.float64))[: xs.size]
@@ -78,12 +81,12 @@ class Streamer:
 
     def reset(self) -> None:
         """Zero the delay line and the phase."""
-        self._history = np.zeros(self._taps.size - 1)
+        self._history: npt.NDArray[Any] = np.zeros(self._taps.size - 1)
         self._phase = 0  # index (in this frame) of the next kept output
 
     def process(self, frame: npt.ArrayLike) -> FloatArray:
         """Filter one frame; returns the kept outputs."""
-        xs = np.asarray(frame, dtype=np.float64)
+        xs = wide(frame)
         joined = np.concatenate([self._history, xs])
         if joined.size == 0:
             return np.zeros(0)

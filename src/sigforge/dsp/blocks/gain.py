@@ -1,6 +1,6 @@
 """Scalar gain block: ``y = gain * x`` with a real, finite constant gain.
 
-Rate rule: one input; the output has the input's type and rate.
+Rate rule: one input (real or complex); the output has the input's type and rate.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sigforge.dsp.blocks import RuleError
+from sigforge.dsp.blocks.elementwise import wide
 from sigforge.dsp.types import StreamType
 
 
@@ -38,7 +39,7 @@ def infer(params: GainParams, inputs: Sequence[StreamType]) -> StreamType:
 
 def reference(params: GainParams, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Float64 golden model for a whole signal."""
-    return params.gain * np.asarray(x, dtype=np.float64)
+    return params.gain * wide(x)
 
 
 class Streamer:
@@ -52,4 +53,4 @@ class Streamer:
 
     def process(self, frame: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Scale one frame."""
-        return self._gain * np.asarray(frame, dtype=np.float64)
+        return self._gain * wide(frame)

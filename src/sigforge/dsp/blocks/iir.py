@@ -6,10 +6,12 @@ is ``scipy.signal.sosfilt(sos, x)``. ``sections`` is what generated code impleme
 it is that one direct-form section; above order 2 it is ``scipy.signal.tf2sos(b, a)`` computed at design time,
 because a high-order direct form loses precision (poles of a long polynomial are ill-conditioned).
 
-Invariants checked by ``infer``: one real float input, 1..``MAX_SECTIONS`` sections of six finite coefficients
-with ``a0 == 1`` (normalised), ``b``/``a`` normalised (``a[0] == 1``) when the form is ``"ba"``, and every pole
-strictly inside the unit circle (``|p| <= 1 - STABILITY_MARGIN``): a pole on or outside it makes the output grow
-without bound or never decay, so no tolerance could verify it. Rate and frame length are unchanged.
+A complex stream is filtered as its real and imaginary parts (real coefficients; SciPy does the same on the
+complex128 signal). Invariants checked by ``infer``: one float or complex input, 1..``MAX_SECTIONS`` sections of
+six finite coefficients with ``a0 == 1`` (normalised), ``b``/``a`` normalised (``a[0] == 1``) when the form is
+``"ba"``, and every pole strictly inside the unit circle (``|p| <= 1 - STABILITY_MARGIN``): a pole on or
+outside it makes the output grow without bound or never decay, so no tolerance could verify it. Rate and frame
+length are unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy.typing as npt
 from scipy import signal
 
 from sigforge.dsp.blocks import RuleError
+from sigforge.dsp.blocks.elementwise import wide
 from sigforge.dsp.types import StreamType
 
 FloatArray = npt.NDArray[np.float64]
@@ -101,8 +104,8 @@ def infer(params: IirParams, inputs: Sequence[StreamType]) -> StreamType:
     """Type and rate rule (see the module docstring)."""
     if len(inputs) != 1:
         raise RuleError(f"iir takes exactly one input, got {len(inputs)}")
-    if inputs[0].dtype.is_complex or not inputs[0].dtype.is_float:
-        raise RuleError(f"iir filters real float streams, got {inputs[0].dtype}")
+    if not inputs[0].dtype.is_float:
+        raise RuleError(f"iir filters float or complex streams, got {inputs[0].dtype}")
     if params.form not in ("ba", "sos"):
         raise RuleError(f"iir form must be 'ba' or 'sos', got {params.form!r}")
     if not 1 <= len(params.sections) <= MAX_SECTIONS:
@@ -120,10 +123,10 @@ def infer(params: IirParams, inputs: Sequence[StreamType]) -> StreamType:
 
 def reference(params: IirParams, x: npt.ArrayLike) -> FloatArray:
     """Float64 golden model for a whole signal: exactly the SciPy call the user wrote."""
-    xs = np.asarray(x, dtype=np.float64)
+    xs = wide(x)
     if params.form == "ba":
-        return np.asarray(signal.lfilter(params.b, params.a, xs), dtype=np.float64)
-    return np.asarray(signal.sosfilt(np.asarray(params.sections), xs), dtype=np.float64)
+        return wide(signal.lfilter(params.b, params.a, xs))
+    return wide(signal.sosfilt(np.asarray(params.sections), xs))
 
 
 class Streamer:
@@ -142,13 +145,14 @@ class Streamer:
 
     def process(self, frame: npt.ArrayLike) -> FloatArray:
         """Filter one frame."""
-        xs = np.asarray(frame, dtype=np.float64)
+        xs = wide(frame)
         if xs.size == 0:
             return np.zeros(0)
+        zi = self._zi.astype(xs.dtype) if np.iscomplexobj(xs) else self._zi
         if self._p.form == "ba":
-            if self._zi.size == 0:  # order 0: a pure gain, lfilter refuses an empty zi
-                return np.asarray(signal.lfilter(self._p.b, self._p.a, xs), dtype=np.float64)
-            y, self._zi = signal.lfilter(self._p.b, self._p.a, xs, zi=self._zi)
+            if zi.size == 0:  # order 0: a pure gain, lfilter refuses an empty zi
+                return wide(signal.lfilter(self._p.b, self._p.a, xs))
+            y, self._zi = signal.lfilter(self._p.b, self._p.a, xs, zi=zi)
         else:
-            y, self._zi = signal.sosfilt(np.asarray(self._p.sections), xs, zi=self._zi)
-        return np.asarray(y, dtype=np.float64)
+            y, self._zi = signal.sosfilt(np.asarray(self._p.sections), xs, zi=zi)
+        return wide(y)

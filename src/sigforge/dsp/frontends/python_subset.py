@@ -8,7 +8,8 @@ construct, its ``SourceLocation`` and what is supported instead.
 Supported now: imports of ``numpy`` and ``scipy.signal`` (any usual spelling); module constants (including
 allow-listed design calls and tuple unpacking ``b, a = butter(...)``); one entry function ``def f(x): ...`` made
 of assignments and one final ``return``; ``lfilter(b, a, sig)`` (FIR or IIR), ``sosfilt(sos, sig)``,
-``sig[::M]``, scaling by constants, and elementwise ``+ - *`` / numpy functions (see ``SUPPORTED``).
+``sig[::M]``, scaling by constants, and elementwise ``+ - *`` / numpy functions (see ``SUPPORTED``) on float32,
+float64, complex64 and complex128 streams (type rules and the FM discriminator: ``_elementwise``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from fractions import Fraction
 from typing import Any
 
 from sigforge.dsp.blocks.decimate import DecimateParams
-from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.ports import PortParams
 from sigforge.dsp.frontends import _consts as c
-from sigforge.dsp.frontends import _streams
+from sigforge.dsp.frontends import _elementwise, _streams
 from sigforge.dsp.frontends._consts import Func, Module, fail, loc, short, source_text
 from sigforge.dsp.frontends._design import DESIGN_CALLS, design_call, supported_calls
 from sigforge.dsp.frontends._stmts import EntryFunction, bind_names, read_module
@@ -34,7 +34,8 @@ MAX_DEPTH = 100  # expression nesting; deeper is refused rather than risking Pyt
 MAX_OUTPUTS = 16  # streams one entry function may return (each is one process() pointer and one file)
 SUPPORTED = (
     "lfilter(b, a, sig), sosfilt(sos, sig), sig[::M], sig + - * sig or constant, sig / constant, -sig, "
-    "np.abs/sqrt/exp/log10/sign(sig), np.clip(sig, lo, hi), np.maximum/minimum(sig, c)"
+    "np.abs/sqrt/exp/log10/sign(sig), np.clip(sig, lo, hi), np.maximum/minimum(sig, c), "
+    "np.real/imag/conj/angle(sig), np.angle(sig[1:] * np.conj(sig[:-1]))"
 )
 
 _FRIENDLY = {
@@ -124,7 +125,7 @@ class _Translator:
         if isinstance(node, ast.UnaryOp):
             value = self.ev(node.operand)
             if isinstance(value, Sig) and isinstance(node.op, (ast.USub, ast.UAdd)):
-                return self.gain(node, value, -1.0 if isinstance(node.op, ast.USub) else 1.0)
+                return _elementwise.gain(self.b, node, value, -1.0 if isinstance(node.op, ast.USub) else 1.0)
             return c.fold_unary(node, value)
         if isinstance(node, ast.BinOp):
             return self.binop(node)
@@ -135,26 +136,11 @@ class _Translator:
         kind = type(node).__name__
         raise fail(node, f"{_FRIENDLY.get(kind, kind)} is not supported; supported: {SUPPORTED}")
 
-    def gain(self, at: ast.AST, sig: Sig, factor: Any) -> Sig:
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)):
-            raise fail(at, f"a signal can only be scaled by a real constant number, not {short(at)}")
-        return self.b.add(Op.GAIN, GainParams(float(factor)), (sig.node_id,), self.b.stream(sig), at)
-
     def binop(self, node: ast.BinOp) -> Any:
         left, right = self.ev(node.left), self.ev(node.right)
         if not isinstance(left, Sig) and not isinstance(right, Sig):
             return c.fold_binop(node, left, right)
-        if isinstance(node.op, ast.Mult) and isinstance(left, Sig) and not isinstance(right, Sig):
-            return self.gain(node, left, right)
-        if isinstance(node.op, ast.Mult) and isinstance(right, Sig) and not isinstance(left, Sig):
-            return self.gain(node, right, left)
-        if isinstance(node.op, ast.Div) and isinstance(left, Sig) and not isinstance(right, Sig):
-            if isinstance(right, (int, float)) and not isinstance(right, bool) and right == 0:
-                raise fail(node, "division of a signal by zero")
-            if isinstance(right, bool) or not isinstance(right, (int, float)):
-                raise fail(node, f"a signal can only be divided by a real constant number, not {short(node)}")
-            return self.gain(node, left, 1.0 / right)
-        mapped = _streams.binop(self.b, node, left, right)
+        mapped = _elementwise.binop(self.b, node, left, right)
         if mapped is not None:
             return mapped
         op = type(node.op).__name__
@@ -166,7 +152,8 @@ class _Translator:
             raise fail(node, f"indexing constants (`{short(node)}`) is not supported")
         sl = node.slice
         if not isinstance(sl, ast.Slice) or sl.lower is not None or sl.upper is not None:
-            raise fail(node, f"only decimation `sig[::M]` is supported, not `{short(node)}`")
+            raise fail(node, f"only decimation `sig[::M]` is supported, not `{short(node)}` (and `x[1:]`, `x[:-1]` "
+                             "in the FM discriminator np.angle(x[1:] * np.conj(x[:-1])))")  # fmt: skip
         if sl.step is None:
             return value
         factor = self.ev(sl.step)
@@ -192,6 +179,10 @@ class _Translator:
             raise fail(node, f"call of `{short(node.func)}` is not supported; supported calls: {supported_calls()}")
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             raise fail(node, "*args / **kwargs in calls are not supported")
+        if func.qualname == "numpy.angle":
+            fm = _elementwise.discriminator(self.b, node, self.ev, self._names_conj)
+            if fm is not None:
+                return fm
         args = [self.ev(a) for a in node.args]
         kwargs = {k.arg: self.ev(k.value) for k in node.keywords if k.arg is not None}
         if func.qualname == "scipy.signal.lfilter":
@@ -203,7 +194,7 @@ class _Translator:
                 raise fail(node, f"`{short(node.func)}` of a signal takes no keywords (the dtype is the request's)")
             return args[0]  # the signal already is an array of the request's dtype
         if func.qualname in c.STREAM_CALLS:
-            return _streams.numpy_call(self.b, node, func, args, kwargs)
+            return _elementwise.numpy_call(self.b, node, func, args, kwargs)
         for i, a in enumerate([*args, *kwargs.values()]):
             if isinstance(a, (Sig, Module, Func)):
                 what = "a signal" if isinstance(a, Sig) else "not a constant"
@@ -211,6 +202,10 @@ class _Translator:
                     node, f"design-time call `{short(node.func)}` needs constant arguments; argument {i + 1} is {what}"
                 )
         return design_call(node, func, args, kwargs)
+
+    def _names_conj(self, func: ast.expr) -> bool:
+        value = self.ev(func) if isinstance(func, (ast.Name, ast.Attribute)) else None
+        return isinstance(value, Func) and value.qualname in ("numpy.conj", "numpy.conjugate")
 
     # -- statements -----------------------------------------------------------------------------------------
     def run(self, entry: EntryFunction) -> list[tuple[Sig, ast.AST]]:
