@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 BENCHES = {
     "translator": ["bench/bench_translator.py"],
+    "translator-cold": ["bench/bench_translator.py", "--cold-output"],
     "fft": ["bench/bench_fft.py"],
     "broker": ["bench/bench_broker.py"],
 }

@@ -49,13 +49,14 @@ BAD = [
     ("def f(x):\n    return np.maximum(x, 1j)\n", 4, 11, "maximum takes real constants only"),
     ("def f(x):\n    return np.angle(x[1:] * np.conj(x[:-2]))\n", 4, 20, "only decimation"),
     ("def f(x):\n    return x + x[::2]\n", 4, 11, "different rates"),
-    ("def f(x):\n    return x + np.ones(4)\n", 4, 11, "scalar constants only"),
+    ("def f(x):\n    return x + np.array([[1.0], [2.0]])\n", 4, 11, "must be 1-D"),
     ("def f(x):\n    return np.clip(x, None, 1.0)\n", 4, 22, "constant None"),
     ("def f(x):\n    return np.clip(0.5, x, 1.0)\n", 4, 11, "clips a signal between two constants"),
     ("def f(x):\n    return np.maximum(x, 0, out=x)\n", 4, 11, "keywords"),
     ("def f(x):\n    return np.sqrt(x, x)\n", 4, 11, "takes 1 argument"),
     ("V = np.log10(0.0)\ndef f(x):\n    return x\n", 3, 4, "finite"),
-    ("def f(x):\n    return x ** 2\n", 4, 11, "operator Pow on signals"),
+    ("def f(x):\n    return x ** 3\n", 4, 11, "only sig ** 2"),
+    ("def f(x):\n    return 2 ** x\n", 4, 11, "operator Pow on signals"),
 ]  # fmt: skip
 
 

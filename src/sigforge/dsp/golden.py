@@ -13,11 +13,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sigforge.dsp.blocks import decimate, delay, elementwise, fir, gain, iir
+from sigforge.dsp.blocks import decimate, delay, elementwise, fir, frame_ops, gain, iir
 from sigforge.dsp.blocks.decimate import DecimateParams
 from sigforge.dsp.blocks.delay import DelayParams
 from sigforge.dsp.blocks.elementwise import MapParams, wide
 from sigforge.dsp.blocks.fir import FirParams
+from sigforge.dsp.blocks.frame_ops import FrameParams
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.iir import IirParams
 from sigforge.dsp.ir import Graph, Op
@@ -30,7 +31,7 @@ class _Streamer(Protocol):
     def process(self, *frames: Any) -> FloatArray: ...
 
 
-def _reference(params: Any) -> Callable[..., FloatArray]:
+def _reference(params: Any) -> Callable[..., FloatArray]:  # noqa: PLR0911 - one branch per block
     if isinstance(params, FirParams):
         return lambda x: fir.reference(params, x)
     if isinstance(params, DecimateParams):
@@ -43,6 +44,8 @@ def _reference(params: Any) -> Callable[..., FloatArray]:
         return lambda x: iir.reference(params, x)
     if isinstance(params, MapParams):
         return lambda *xs: elementwise.reference(params, *xs)
+    if isinstance(params, FrameParams):
+        return lambda x: frame_ops.reference(params, x)
     raise TypeError(f"no golden model for {type(params).__name__}")
 
 
@@ -67,7 +70,7 @@ def evaluate(graph: Graph, x: npt.ArrayLike) -> list[FloatArray]:
     return [values[n.id] for n in graph.outputs]
 
 
-def _streamer(params: Any) -> Any:  # a block Streamer; one-input blocks take one frame
+def _streamer(params: Any) -> Any:  # noqa: PLR0911 - one branch per block; a block Streamer
     if isinstance(params, FirParams):
         return fir.Streamer(params)
     if isinstance(params, DecimateParams):
@@ -80,6 +83,8 @@ def _streamer(params: Any) -> Any:  # a block Streamer; one-input blocks take on
         return iir.Streamer(params)
     if isinstance(params, MapParams):
         return elementwise.Streamer(params)
+    if isinstance(params, FrameParams):
+        return frame_ops.Streamer(params)
     raise TypeError(f"no streaming model for {type(params).__name__}")
 
 
@@ -97,7 +102,11 @@ class StreamingModel:
             block.reset()
 
     def process(self, frame: npt.ArrayLike) -> list[FloatArray]:
-        """Process one frame of any length; returns one array per output."""
+        """Process one frame; returns one array per output.
+
+        Streaming blocks take frames of any length; frame operations (``blocks.frame_ops``) need whole frames of
+        their own length, so with them in the graph ``frame`` must be a whole number of the graph's frames.
+        """
         values: dict[str, FloatArray] = {}
         for node in self._graph.nodes:
             if node.op is Op.INPUT:

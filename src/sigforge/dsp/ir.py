@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 
-from sigforge.dsp.blocks import RuleError, decimate, delay, elementwise, fir, gain, iir, ports
+from sigforge.dsp.blocks import RuleError, decimate, delay, elementwise, fir, frame_ops, gain, iir, ports
 from sigforge.dsp.blocks.decimate import DecimateParams
 from sigforge.dsp.blocks.delay import DelayParams
 from sigforge.dsp.blocks.elementwise import MapParams
 from sigforge.dsp.blocks.fir import FirParams
+from sigforge.dsp.blocks.frame_ops import FrameParams
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.iir import IirParams
 from sigforge.dsp.blocks.ports import PortParams
@@ -40,10 +41,11 @@ class Op(StrEnum):
     GAIN = "gain"
     IIR = "iir"
     MAP = "map"
+    FRAME = "frame"
     OUTPUT = "output"
 
 
-Params = FirParams | DecimateParams | DelayParams | GainParams | IirParams | MapParams | PortParams
+Params = FirParams | DecimateParams | DelayParams | GainParams | IirParams | MapParams | FrameParams | PortParams
 
 _PARAM_TYPES: dict[Op, type] = {
     Op.INPUT: PortParams,
@@ -54,6 +56,7 @@ _PARAM_TYPES: dict[Op, type] = {
     Op.GAIN: GainParams,
     Op.IIR: IirParams,
     Op.MAP: MapParams,
+    Op.FRAME: FrameParams,
 }
 
 
@@ -122,6 +125,7 @@ def _infer(node: Node, inputs: Sequence[StreamType]) -> StreamType:
         GainParams: gain.infer,
         IirParams: iir.infer,
         MapParams: elementwise.infer,
+        FrameParams: frame_ops.infer,
     }
     return rules[type(p)](p, inputs)
 
@@ -192,4 +196,7 @@ def describe(node: Node) -> str:  # noqa: PLR0911 - one branch per parameter typ
     if isinstance(p, MapParams):
         ops = sorted({e[0] for e in elementwise.walk(p.expr) if e[0] not in ("in", "const")})
         return f"elementwise {', '.join(ops) or 'copy'} on {elementwise.arity(p.expr)} input(s)"
+    if isinstance(p, FrameParams):
+        what = f"{p.op} by a constant array" if p.kind == "const" else p.kind
+        return f"frame operation {what} on each frame of {p.n} samples"
     return f"{node.op} {p.name}"

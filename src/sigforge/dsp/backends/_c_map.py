@@ -50,7 +50,9 @@ class MapCode:
     def _tmp(self, *parts: str) -> Val:
         n = len(self.lines)
         names = [f"t{n}"] if len(parts) == 1 else [f"t{n}r", f"t{n}i"]
-        self.lines.append("const double " + ", ".join(f"{a} = {b}" for a, b in zip(names, parts, strict=True)) + ";")
+        decl = "const double " + ", ".join(f"{a} = {b}" for a, b in zip(names, parts, strict=True)) + ";"
+        # np.real/np.imag of a complex value reads one part only: mark both used (no -Wunused-variable)
+        self.lines.append(decl + ("" if len(parts) == 1 else f" (void){names[0]}; (void){names[1]};"))
         return tuple(names)
 
     def value(self, expr: Expr) -> Val:

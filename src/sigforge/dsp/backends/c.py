@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sigforge import __version__
-from sigforge.dsp.backends._c_blocks import Emitter
+from sigforge.dsp.backends._c_frame import FrameEmitter
 from sigforge.dsp.backends._c_map import MAP_HELPERS
 from sigforge.dsp.backends._c_text import CFLAGS_USED, MAKEFILE, harness_c
 from sigforge.dsp.blocks.elementwise import MapParams
@@ -101,7 +101,7 @@ def generate(graph: Graph) -> CArtifact:
     dtype = _check_supported(graph)
     name = c_identifier(graph.name)
     up = name.upper()
-    em = Emitter(graph, dtype)
+    em = FrameEmitter(graph, dtype)
     em.emit()
     t = em.t
     (inp,), outs = graph.inputs, graph.outputs

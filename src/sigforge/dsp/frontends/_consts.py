@@ -48,13 +48,16 @@ class Func:
     qualname: str
 
 
-KNOWN_MODULES = ("numpy", "scipy", "scipy.signal")
+KNOWN_MODULES = ("numpy", "numpy.fft", "scipy", "scipy.signal")
 MODULE_CONSTANTS: dict[str, float] = {"numpy.pi": math.pi, "numpy.e": math.e}
 # Calls applied to signals (translated to IR nodes); the numpy ones fold to constants on constant arguments.
 ELEMENTWISE_CALLS = ("numpy.abs", "numpy.sqrt", "numpy.exp", "numpy.log10", "numpy.sign", "numpy.clip",
                      "numpy.maximum", "numpy.minimum")  # fmt: skip
 COMPLEX_CALLS = ("numpy.real", "numpy.imag", "numpy.conj", "numpy.conjugate", "numpy.angle")
-STREAM_CALLS = ("scipy.signal.lfilter", "scipy.signal.sosfilt", *ELEMENTWISE_CALLS, *COMPLEX_CALLS)
+# Frame operations (``_frames``): transforms of the current frame and per-frame reductions.
+FRAME_CALLS = ("numpy.fft.fft", "numpy.fft.ifft", "numpy.fft.rfft", "numpy.fft.irfft", "numpy.fft.fftshift",
+               "numpy.fft.ifftshift", "numpy.sum", "numpy.mean", "numpy.max", "numpy.amax", "numpy.argmax")  # fmt: skip
+STREAM_CALLS = ("scipy.signal.lfilter", "scipy.signal.sosfilt", *ELEMENTWISE_CALLS, *COMPLEX_CALLS, *FRAME_CALLS)
 
 
 # The source being translated, as UTF-8 lines: ``ast`` columns are byte offsets, users and editors count characters.

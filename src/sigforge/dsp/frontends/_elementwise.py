@@ -12,6 +12,7 @@ Invariants:
       (either operand order, the same expression ``A`` twice), which becomes ``angle(A * conj(delay(A)))``: output
       ``n`` is ``angle(A[n] * conj(A[n-1]))`` with ``A[-1] = 0``, so output 0 is ``angle(0) = 0`` and the output
       has the input's length; ``out[1:]`` equals NumPy's expression on the whole signal.
+    * ``sig ** 2`` is ``sig * sig`` (NumPy squares by multiplying too); other powers of signals are refused.
 """
 
 from __future__ import annotations
@@ -112,6 +113,11 @@ def binop(b: Builder, node: ast.BinOp, left: Any, right: Any) -> Sig | None:
         if right == 0:
             raise fail(node, "division of a signal by zero")
         return gain(b, node, left, 1.0 / right)
+    if isinstance(node.op, ast.Pow) and isinstance(left, Sig) and not isinstance(right, Sig):
+        if not is_number(right) or isinstance(right, bool) or right not in (1, 2):
+            raise fail(node, f"`{short(node)}`: only sig ** 2 (and sig ** 1) are supported; write other powers "
+                             "as products")  # fmt: skip
+        return left if right == 1 else elementwise(b, node, "mul", [left, left])
     op = _OPERATORS.get(type(node.op))
     if op is None:
         return None

@@ -21,7 +21,7 @@ from typing import Any
 from sigforge.dsp.blocks.decimate import DecimateParams
 from sigforge.dsp.blocks.ports import PortParams
 from sigforge.dsp.frontends import _consts as c
-from sigforge.dsp.frontends import _elementwise, _streams
+from sigforge.dsp.frontends import _elementwise, _frames, _streams
 from sigforge.dsp.frontends._consts import Func, Module, fail, loc, short, source_text
 from sigforge.dsp.frontends._design import DESIGN_CALLS, design_call, supported_calls
 from sigforge.dsp.frontends._stmts import EntryFunction, bind_names, read_module
@@ -35,7 +35,7 @@ MAX_OUTPUTS = 16  # streams one entry function may return (each is one process()
 SUPPORTED = (
     "lfilter(b, a, sig), sosfilt(sos, sig), sig[::M], sig + - * sig or constant, sig / constant, -sig, "
     "np.abs/sqrt/exp/log10/sign(sig), np.clip(sig, lo, hi), np.maximum/minimum(sig, c), "
-    "np.real/imag/conj/angle(sig), np.angle(sig[1:] * np.conj(sig[:-1]))"
+    "np.real/imag/conj/angle(sig), np.angle(sig[1:] * np.conj(sig[:-1])), sig ** 2; " + _frames.SUPPORTED_FRAME
 )
 
 _FRIENDLY = {
@@ -140,6 +140,9 @@ class _Translator:
         left, right = self.ev(node.left), self.ev(node.right)
         if not isinstance(left, Sig) and not isinstance(right, Sig):
             return c.fold_binop(node, left, right)
+        framed = _frames.const_array(self.b, node, left, right)
+        if framed is not None:
+            return framed
         mapped = _elementwise.binop(self.b, node, left, right)
         if mapped is not None:
             return mapped
@@ -173,7 +176,7 @@ class _Translator:
         out = StreamType(src.dtype, src.samples // factor, src.rate / Fraction(factor))
         return self.b.add(Op.DECIMATE, DecimateParams(factor), (value.node_id,), out, node)
 
-    def call(self, node: ast.Call) -> Any:
+    def call(self, node: ast.Call) -> Any:  # noqa: PLR0911 - one branch per family of calls
         func = self.ev(node.func)
         if not isinstance(func, Func):
             raise fail(node, f"call of `{short(node.func)}` is not supported; supported calls: {supported_calls()}")
@@ -193,6 +196,8 @@ class _Translator:
             if kwargs:
                 raise fail(node, f"`{short(node.func)}` of a signal takes no keywords (the dtype is the request's)")
             return args[0]  # the signal already is an array of the request's dtype
+        if func.qualname in c.FRAME_CALLS:
+            return _frames.call(self.b, node, func, args, kwargs)
         if func.qualname in c.STREAM_CALLS:
             return _elementwise.numpy_call(self.b, node, func, args, kwargs)
         for i, a in enumerate([*args, *kwargs.values()]):
