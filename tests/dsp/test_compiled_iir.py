@@ -94,6 +94,8 @@ def test_examples_compile_and_match_their_python(path: Path, dtype: str, tmp_pat
         y = run_c(plan, x, tmp_path, runner, cc)
         if opts.get("reference") == "per_frame":  # frame operations: the function on each frame alone
             want = np.concatenate([np.atleast_1d(func(ref[i : i + frame])) for i in range(0, n, frame)])
+        elif opts.get("reference") == "prefix":  # upfirdn: the stream is the whole-signal output without its tail
+            want = np.asarray(func(ref))[: y.size]
         else:
             want = np.asarray(func(ref))
         tol = TOL[dtype.replace("complex64", "float32").replace("complex128", "float64")]

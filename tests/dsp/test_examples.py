@@ -2,7 +2,9 @@
 
 Running the example module here is fine: it is our own file. The translator itself never runs code. The input
 dtype, the frame length (default 240) and the reference convention (``per_frame``: the function is applied to
-each frame alone, for frame operations) come from each example's ``# sigforge: key=value`` comments.
+each frame alone, for frame operations; ``prefix``: the stream is the first samples of the function's output on the
+whole signal, for ``upfirdn``, whose whole-signal output ends with the filter tail) come from each example's
+``# sigforge: key=value`` comments.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ def test_example_translates_and_matches_its_python(path: Path) -> None:
     x, ref = example_input(path, np.random.default_rng(5).standard_normal(n * 3), dtype)
     if opts.get("reference") == "per_frame":  # frame operations: the function applied to each frame alone
         expected = np.concatenate([np.atleast_1d(func(ref[i : i + n])) for i in range(0, ref.size, n)])
+    elif opts.get("reference") == "prefix":  # upfirdn: the stream is the whole-signal output without the filter tail
+        expected = np.asarray(func(ref))[: plan.golden(x)[0].size]
+        assert expected.size == ref.size * plan.graph.outputs[0].out.rate
     else:
         expected = func(ref)
     np.testing.assert_allclose(plan.golden(x)[0], expected, rtol=1e-12, atol=1e-12)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sigforge.dsp.blocks import decimate, delay, elementwise, fir, frame_ops, gain, iir
+from sigforge.dsp.blocks import decimate, delay, elementwise, fir, frame_ops, gain, iir, upfirdn
 from sigforge.dsp.blocks.decimate import DecimateParams
 from sigforge.dsp.blocks.delay import DelayParams
 from sigforge.dsp.blocks.elementwise import MapParams, wide
@@ -21,6 +21,7 @@ from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.frame_ops import FrameParams
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.iir import IirParams
+from sigforge.dsp.blocks.upfirdn import UpfirdnParams
 from sigforge.dsp.ir import Graph, Op
 
 FloatArray = npt.NDArray[np.float64]
@@ -46,6 +47,8 @@ def _reference(params: Any) -> Callable[..., FloatArray]:  # noqa: PLR0911 - one
         return lambda *xs: elementwise.reference(params, *xs)
     if isinstance(params, FrameParams):
         return lambda x: frame_ops.reference(params, x)
+    if isinstance(params, UpfirdnParams):
+        return lambda x: upfirdn.reference(params, x)
     raise TypeError(f"no golden model for {type(params).__name__}")
 
 
@@ -85,6 +88,8 @@ def _streamer(params: Any) -> Any:  # noqa: PLR0911 - one branch per block; a bl
         return elementwise.Streamer(params)
     if isinstance(params, FrameParams):
         return frame_ops.Streamer(params)
+    if isinstance(params, UpfirdnParams):
+        return upfirdn.Streamer(params)
     raise TypeError(f"no streaming model for {type(params).__name__}")
 
 

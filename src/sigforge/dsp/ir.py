@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 
-from sigforge.dsp.blocks import RuleError, decimate, delay, elementwise, fir, frame_ops, gain, iir, ports
+from sigforge.dsp.blocks import RuleError, decimate, delay, elementwise, fir, frame_ops, gain, iir, ports, upfirdn
 from sigforge.dsp.blocks.decimate import DecimateParams
 from sigforge.dsp.blocks.delay import DelayParams
 from sigforge.dsp.blocks.elementwise import MapParams
@@ -27,6 +27,7 @@ from sigforge.dsp.blocks.frame_ops import FrameParams
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.iir import IirParams
 from sigforge.dsp.blocks.ports import PortParams
+from sigforge.dsp.blocks.upfirdn import UpfirdnParams
 from sigforge.dsp.types import StreamType
 from sigforge.errors import InvalidAlgorithm, SourceLocation
 
@@ -42,10 +43,21 @@ class Op(StrEnum):
     IIR = "iir"
     MAP = "map"
     FRAME = "frame"
+    UPFIRDN = "upfirdn"
     OUTPUT = "output"
 
 
-Params = FirParams | DecimateParams | DelayParams | GainParams | IirParams | MapParams | FrameParams | PortParams
+Params = (
+    FirParams
+    | DecimateParams
+    | DelayParams
+    | GainParams
+    | IirParams
+    | MapParams
+    | FrameParams
+    | UpfirdnParams
+    | PortParams
+)
 
 _PARAM_TYPES: dict[Op, type] = {
     Op.INPUT: PortParams,
@@ -57,6 +69,7 @@ _PARAM_TYPES: dict[Op, type] = {
     Op.IIR: IirParams,
     Op.MAP: MapParams,
     Op.FRAME: FrameParams,
+    Op.UPFIRDN: UpfirdnParams,
 }
 
 
@@ -126,6 +139,7 @@ def _infer(node: Node, inputs: Sequence[StreamType]) -> StreamType:
         IirParams: iir.infer,
         MapParams: elementwise.infer,
         FrameParams: frame_ops.infer,
+        UpfirdnParams: upfirdn.infer,
     }
     return rules[type(p)](p, inputs)
 
@@ -196,6 +210,8 @@ def describe(node: Node) -> str:  # noqa: PLR0911 - one branch per parameter typ
     if isinstance(p, MapParams):
         ops = sorted({e[0] for e in elementwise.walk(p.expr) if e[0] not in ("in", "const")})
         return f"elementwise {', '.join(ops) or 'copy'} on {elementwise.arity(p.expr)} input(s)"
+    if isinstance(p, UpfirdnParams):
+        return f"upfirdn, {len(p.taps)} taps, up {p.up}, down {p.down} (polyphase, only the kept outputs)"
     if isinstance(p, FrameParams):
         what = f"{p.op} by a constant array" if p.kind == "const" else p.kind
         return f"frame operation {what} on each frame of {p.n} samples"

@@ -15,10 +15,11 @@ Invariants:
 
 from __future__ import annotations
 
-from sigforge.dsp.backends import fft_c
+from sigforge.dsp.backends import _c_upfirdn, fft_c
 from sigforge.dsp.backends._c_blocks import Emitter, lanes, src_tag, table
 from sigforge.dsp.backends._c_map import dlit
 from sigforge.dsp.blocks.frame_ops import FrameParams
+from sigforge.dsp.blocks.upfirdn import UpfirdnParams
 from sigforge.dsp.ir import Node, describe
 from sigforge.dsp.types import DType
 
@@ -32,11 +33,13 @@ _CONST = {
 
 
 class FrameEmitter(Emitter):
-    """``Emitter`` that also emits ``Op.FRAME`` nodes (same dispatch otherwise, in graph order)."""
+    """``Emitter`` that also emits ``Op.FRAME`` and ``Op.UPFIRDN`` nodes (same dispatch otherwise, in graph order)."""
 
     def emit_node(self, node: Node) -> None:
         if isinstance(node.params, FrameParams):
             self.frame(node, node.params)
+        elif isinstance(node.params, UpfirdnParams):
+            _c_upfirdn.emit(self, node, node.params)
         else:
             super().emit_node(node)
 

@@ -57,7 +57,14 @@ COMPLEX_CALLS = ("numpy.real", "numpy.imag", "numpy.conj", "numpy.conjugate", "n
 # Frame operations (``_frames``): transforms of the current frame and per-frame reductions.
 FRAME_CALLS = ("numpy.fft.fft", "numpy.fft.ifft", "numpy.fft.rfft", "numpy.fft.irfft", "numpy.fft.fftshift",
                "numpy.fft.ifftshift", "numpy.sum", "numpy.mean", "numpy.max", "numpy.amax", "numpy.argmax")  # fmt: skip
-STREAM_CALLS = ("scipy.signal.lfilter", "scipy.signal.sosfilt", *ELEMENTWISE_CALLS, *COMPLEX_CALLS, *FRAME_CALLS)
+STREAM_CALLS = (
+    "scipy.signal.lfilter",
+    "scipy.signal.sosfilt",
+    "scipy.signal.upfirdn",
+    *ELEMENTWISE_CALLS,
+    *COMPLEX_CALLS,
+    *FRAME_CALLS,
+)
 
 
 # The source being translated, as UTF-8 lines: ``ast`` columns are byte offsets, users and editors count characters.

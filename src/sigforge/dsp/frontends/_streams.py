@@ -12,16 +12,20 @@ Invariants:
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from sigforge.dsp.blocks import iir
 from sigforge.dsp.blocks.fir import FirParams
-from sigforge.dsp.frontends._consts import as_taps, fail, is_number, loc
+from sigforge.dsp.blocks.upfirdn import MAX_FACTOR, UpfirdnParams
+from sigforge.dsp.frontends._consts import as_taps, fail, is_number, loc, short
 from sigforge.dsp.ir import Node, Op, Params
 from sigforge.dsp.types import StreamType
+from sigforge.errors import InvalidInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +51,18 @@ class Builder:
         return next(n.out for n in self.nodes if n.id == sig.node_id)
 
 
-def _bind(node: ast.Call, name: str, names: tuple[str, ...], args: list[Any], kwargs: dict[str, Any]) -> list[Any]:
+def _bind(
+    node: ast.Call,
+    name: str,
+    names: tuple[str, ...],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    defaults: dict[str, Any] | None = None,
+) -> list[Any]:
     if len(args) > len(names) or set(kwargs) - set(names[len(args) :]):
         raise fail(node, f"{name} takes ({', '.join(names)}) only; axis=, zi= and other keywords are not supported")
-    bound = dict(zip(names, args, strict=False)) | kwargs
+    bound = (defaults or {}) | dict(zip(names, args, strict=False)) | kwargs
     if set(bound) != set(names):
         raise fail(node, f"{name} needs {', '.join(names)}")
     return [bound[n] for n in names]
@@ -116,3 +128,37 @@ def _real_stream(b: Builder, node: ast.AST, x: Sig, what: str) -> None:
     dtype = b.stream(x).dtype
     if not dtype.is_float:
         raise fail(node, f"{what} on a {dtype} stream is not supported; float or complex streams only")
+
+
+def upfirdn(b: Builder, node: ast.Call, args: list[Any], kwargs: dict[str, Any], frame_length: int) -> Sig:
+    """``upfirdn(h, x, up=1, down=1)``: a polyphase resampler node (streaming semantics: ``blocks.upfirdn``)."""
+    h, x, up, down = _bind(node, "upfirdn", ("h", "x", "up", "down"), args, kwargs, defaults={"up": 1, "down": 1})
+    if isinstance(h, Sig) or not isinstance(x, Sig):
+        raise fail(node, "upfirdn(h, x, up, down) needs constant taps h and a signal x")
+    taps = as_taps(node, h, "upfirdn taps h")
+    for what, factor in (("up", up), ("down", down)):
+        if isinstance(factor, (Sig, bool)) or not isinstance(factor, int):
+            raise fail(node, f"upfirdn {what} must fold to a constant integer 1..{MAX_FACTOR}, got "
+                             f"{'a signal' if isinstance(factor, Sig) else repr(factor)}")  # fmt: skip
+        if not 1 <= factor <= MAX_FACTOR:
+            raise fail(node, f"upfirdn {what} must be 1..{MAX_FACTOR}, got {factor}")
+    src = b.stream(x)
+    if not src.dtype.is_float:
+        raise fail(node, f"upfirdn on a {src.dtype} stream is not supported; float or complex streams only")
+    if src.samples * up % down:
+        raise InvalidInput(
+            f"frame length {frame_length} gives {src.samples} samples per frame at `{short(node)}`, and "
+            f"{src.samples} * up ({up}) is not a multiple of down ({down}); choose a frame length divisible by "
+            f"{_frame_multiple(src.rate, up, down)}",
+            location=loc(node),
+            pointer="/frame_length",
+        )
+    params = UpfirdnParams(tuple(float(t) for t in taps), up, down)
+    out = StreamType(src.dtype, src.samples * up // down, src.rate * Fraction(up, down))
+    return b.add(Op.UPFIRDN, params, (x.node_id,), out, node)
+
+
+def _frame_multiple(rate: Fraction, up: int, down: int) -> int:
+    """The smallest frame length that gives whole samples here (``* rate``) and after ``* up / down``."""
+    after = rate * Fraction(up, down)
+    return math.lcm(rate.denominator, after.denominator)

@@ -33,7 +33,8 @@ from sigforge.errors import InvalidAlgorithm, InvalidInput
 MAX_DEPTH = 100  # expression nesting; deeper is refused rather than risking Python's recursion limit
 MAX_OUTPUTS = 16  # streams one entry function may return (each is one process() pointer and one file)
 SUPPORTED = (
-    "lfilter(b, a, sig), sosfilt(sos, sig), sig[::M], sig + - * sig or constant, sig / constant, -sig, "
+    "lfilter(b, a, sig), sosfilt(sos, sig), upfirdn(h, sig, up, down), sig[::M], sig + - * sig or constant, "
+    "sig / constant, -sig, "
     "np.abs/sqrt/exp/log10/sign(sig), np.clip(sig, lo, hi), np.maximum/minimum(sig, c), "
     "np.real/imag/conj/angle(sig), np.angle(sig[1:] * np.conj(sig[:-1])), sig ** 2; " + _frames.SUPPORTED_FRAME
 )
@@ -176,7 +177,7 @@ class _Translator:
         out = StreamType(src.dtype, src.samples // factor, src.rate / Fraction(factor))
         return self.b.add(Op.DECIMATE, DecimateParams(factor), (value.node_id,), out, node)
 
-    def call(self, node: ast.Call) -> Any:  # noqa: PLR0911 - one branch per family of calls
+    def call(self, node: ast.Call) -> Any:  # noqa: PLR0911, PLR0912 - one branch per family of calls
         func = self.ev(node.func)
         if not isinstance(func, Func):
             raise fail(node, f"call of `{short(node.func)}` is not supported; supported calls: {supported_calls()}")
@@ -192,6 +193,8 @@ class _Translator:
             return _streams.lfilter(self.b, node, args, kwargs)
         if func.qualname == "scipy.signal.sosfilt":
             return _streams.sosfilt(self.b, node, args, kwargs)
+        if func.qualname == "scipy.signal.upfirdn":
+            return _streams.upfirdn(self.b, node, args, kwargs, self.frame_length)
         if func.qualname in ("numpy.asarray", "numpy.array") and len(args) == 1 and isinstance(args[0], Sig):
             if kwargs:
                 raise fail(node, f"`{short(node.func)}` of a signal takes no keywords (the dtype is the request's)")

@@ -17,7 +17,7 @@ from sigforge.web.schemas import HealthOut, TargetOut, TargetsOut
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 TARGET_DESCRIPTIONS = {
-    "host-c": "C99 for the host CPU (float32), built with the host C compiler and verified natively in a sandbox",
+    "host-c": "C99 for the host CPU, built with the host C compiler and verified natively in a sandbox",
 }
 
 
