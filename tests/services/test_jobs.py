@@ -112,3 +112,24 @@ def test_duplicate_message_is_a_no_op_and_the_outcome_is_recorded_once(sqlite_db
         assert row is not None and row.status == "verified"
         actions = [e.action for e in AuditRepository(session).for_subject("translation", translation_id)]
     assert actions.count("translation.verified") == 1
+
+
+def test_translations_running_past_any_time_limit_are_failed_as_lost(db: Database) -> None:
+    lost, fresh = create(db, []), create(db, [])
+    with db.scope() as session:
+        repo = TranslationRepository(session)
+        assert repo.claim(lost, "msg-dead") and repo.claim(fresh, "msg-live")
+    with db.engine.begin() as conn:
+        conn.execute(update(Translation).where(Translation.id == lost).values(started_at=utcnow() - timedelta(hours=2)))
+    with db.scope() as session:
+        service = TranslationService(session, limits=LIMITS, actor=Actor("worker"))
+        assert service.fail_lost(started_more_than_s=3600) == [lost]
+    with db.scope(write=False) as session:
+        repo = TranslationRepository(session)
+        row, other = repo.get(lost), repo.get(fresh)
+        assert row is not None and row.status == "failed" and row.error and row.error["code"] == "job-lost"
+        assert other is not None and other.status == "running"
+        actions = [e.action for e in AuditRepository(session).for_subject("translation", lost)]
+    assert actions[-1] == "translation.lost"
+    with db.scope() as session:  # a late redelivery of the dead message finds the row final
+        assert not TranslationRepository(session).claim(lost, "msg-dead")

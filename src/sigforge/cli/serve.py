@@ -63,7 +63,7 @@ def run_serve(settings: Settings, *, host: str | None = None, port: int | None =
 
 
 def _redispatch_stale(settings: Settings, db: Database) -> None:
-    """Re-send jobs for translations left queued without a message (e.g. the broker was down after a commit)."""
+    """Re-send jobs left queued without a message (the broker was down after a commit); fail lost running jobs."""
     from sigforge.services.context import Actor
     from sigforge.services.translations import TranslationService
     from sigforge.worker.broker import make_broker
@@ -73,11 +73,16 @@ def _redispatch_stale(settings: Settings, db: Database) -> None:
     try:
         dispatcher = JobDispatcher(broker)
         with db.scope() as session:
-            stale = TranslationService(
+            service = TranslationService(
                 session, limits=settings.limits, actor=Actor("worker"), dispatch=dispatcher.send_translation
-            ).redispatch_stale(older_than_s=settings.broker.redispatch_after_s)
-        if stale:
-            log.warning("jobs.redispatched", count=len(stale))
+            )
+            stale = service.redispatch_stale(older_than_s=settings.broker.redispatch_after_s)
+            # Past the job time limit plus two heartbeat TTLs no worker can still be on it: the job is lost.
+            lost = service.fail_lost(
+                started_more_than_s=settings.broker.job_time_limit_s + 2 * settings.broker.heartbeat_ttl_s
+            )
+        if stale or lost:
+            log.warning("jobs.recovered", redispatched=len(stale), lost=len(lost))
     finally:
         broker.close()  # before Dramatiq forks: no connection or thread of this broker may cross the fork
 

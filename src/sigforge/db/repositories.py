@@ -109,6 +109,16 @@ class TranslationRepository:
         )
         return list(self.session.scalars(query))
 
+    def stale_running(self, *, started_before: datetime, limit: int = 1000) -> list[str]:
+        """Ids of translations ``running`` since before ``started_before`` (their job is past any time limit)."""
+        query = (
+            select(Translation.id)
+            .where(Translation.status == TranslationStatus.RUNNING, Translation.started_at < started_before)
+            .order_by(Translation.started_at)
+            .limit(limit)
+        )
+        return list(self.session.scalars(query))
+
     def touch(self, translation_id: str) -> None:
         self.session.execute(
             update(Translation)

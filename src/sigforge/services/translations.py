@@ -136,6 +136,32 @@ class TranslationService:
             after_commit(self.session, functools.partial(dispatch, translation_id))
         return stale
 
+    def fail_lost(self, *, started_more_than_s: float) -> list[str]:
+        """End as ``failed`` the translations ``running`` for longer than any job may run.
+
+        A job past its time limit has been stopped by the worker, or its message was dead-lettered (retries
+        exhausted, or it killed its worker too often): nothing will ever finish the row, so say so instead of
+        leaving it ``running`` forever. A late redelivery then finds it final and does nothing.
+        """
+        cutoff = utcnow() - timedelta(seconds=started_more_than_s)
+        lost = self.translations.stale_running(started_before=cutoff)
+        for translation_id in lost:
+            error = {
+                "code": "job-lost",
+                "title": "Job lost",
+                "detail": f"the job did not finish within {started_more_than_s:.0f} s of starting (worker crash, time "
+                "limit or dead-lettered message); submit the translation again",
+            }
+            if self.translations.finish(translation_id, status=TranslationStatus.FAILED, error=error):
+                self.audit.record(
+                    actor=self.actor.name,
+                    action="translation.lost",
+                    subject_type="translation",
+                    subject_id=translation_id,
+                    detail={"running_longer_than_s": started_more_than_s},
+                )
+        return lost
+
     def get(self, translation_id: str) -> Translation:
         translation = self.translations.get(translation_id)
         if translation is None:
