@@ -204,3 +204,40 @@ def test_worker_and_serve_refuse_a_newer_schema(tmp_path: Path) -> None:
         assert result.returncode == 3, (command, result.stderr)
         assert "newer than this sigforge" in result.stderr, command
         assert "Traceback" not in result.stderr
+
+
+def test_queue_dead_letters_retry_and_purge_are_audited(tmp_path: Path) -> None:
+    import dramatiq
+
+    from sigforge.settings import load_settings
+    from sigforge.worker.broker import make_broker
+
+    env = {"SIGFORGE_DATA_DIR": str(tmp_path)}
+    assert sigforge("db", "upgrade", env=env).returncode == 0
+    broker = make_broker(load_settings(env=env))
+    broker.declare_queue("translations")
+    consumer = broker.consume("translations", prefetch=1, timeout=100)
+    message = broker.enqueue(
+        dramatiq.Message(queue_name="translations", actor_name="run_translation", args=("t-1",), kwargs={}, options={})
+    )
+    proxy = next(m for m in iter(consumer.__next__, "never") if m is not None)
+    proxy.fail()
+    consumer.nack(proxy)  # dead letter
+    consumer.close()
+    broker.close()
+
+    stats = sigforge("queue", "stats", env=env)
+    assert stats.returncode == 0 and "translations" in stats.stdout
+    listing = sigforge("queue", "dead-letters", env=env)
+    assert message.message_id in listing.stdout
+    assert sigforge("queue", "retry", "no-such-id", env=env).returncode == 3
+    assert sigforge("queue", "retry", message.message_id, env=env).returncode == 0
+    assert message.message_id not in sigforge("queue", "dead-letters", env=env).stdout
+    assert sigforge("queue", "purge", env=env).returncode == 0
+    assert sigforge("queue", "stats", env={**env, "SIGFORGE_BROKER_URL": "redis://127.0.0.1:6379/12"}).returncode == 2
+
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "sigforge.sqlite3") as conn:
+        actions = [row[0] for row in conn.execute("SELECT action FROM audit_events ORDER BY id")]
+    assert actions[-2:] == ["queue.dead_letter_retried", "queue.dead_letters_purged"]

@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="migrate the database to this release's schema")
     db_sub.add_parser("current", help="print the database's schema revision and this code's head")
     db_sub.add_parser("check", help="fail if the models and the migrated schema differ (drift)")
+    from sigforge.cli.queue import add_parser as add_queue_parser
+
+    add_queue_parser(sub)
     return parser
 
 
@@ -67,6 +70,10 @@ def _run(args: argparse.Namespace) -> int:
         from sigforge.cli.db import run_db
 
         return run_db(args.db_command, settings)
+    if args.command == "queue":
+        from sigforge.cli.queue import run_queue
+
+        return run_queue(args, settings)
     from sigforge.cli import serve
 
     if args.command == "serve":
