@@ -10,7 +10,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import msgspec
@@ -19,15 +19,16 @@ import numpy.typing as npt
 
 from sigforge.dsp import golden
 from sigforge.dsp.backends import c as c_backend
+from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.frontends.python_subset import parse_python
-from sigforge.dsp.ir import Graph, describe, total_decimation
+from sigforge.dsp.ir import Graph, Op, describe, total_decimation
 from sigforge.dsp.passes import PassRecord, run_passes
 from sigforge.dsp.types import DType
-from sigforge.dsp.verify import Tolerances, tolerances_for
-from sigforge.errors import InvalidInput, UnsupportedTarget
+from sigforge.dsp.verify import Tolerances, full_scale, tolerances_for
+from sigforge.errors import InvalidAlgorithm, InvalidInput, UnsupportedTarget
 
 SUPPORTED_TARGETS: tuple[str, ...] = ("host-c",)
-SUPPORTED_INPUT_DTYPES: tuple[str, ...] = ("float32", "float64", "complex64", "complex128")
+SUPPORTED_INPUT_DTYPES: tuple[str, ...] = ("float32", "float64", "complex64", "complex128", "int16")
 MAX_FRAME_LENGTH = 1 << 22  # absolute ceiling; the service applies the configured, lower limit first
 
 
@@ -120,7 +121,33 @@ def _validate(request: TranslationRequest) -> DType:
 
 def _frontend(source: str, request: TranslationRequest) -> Graph:
     dtype = _validate(request)
+    if dtype is DType.INT16:
+        # int16 input: the samples' integer values, converted to float32 (exact) on input; the graph is float32.
+        graph = parse_python(source, frame_length=request.frame_length, input_dtype=DType.FLOAT32, entry=request.entry)
+        _refuse_integer_arithmetic(graph)
+        return graph
     return parse_python(source, frame_length=request.frame_length, input_dtype=dtype, entry=request.entry)
+
+
+def _refuse_integer_arithmetic(graph: Graph) -> None:
+    """Refuse elementwise arithmetic on the raw int16 stream: NumPy computes ``x + x`` or ``x * 2`` in int16 and
+    wraps, while the translation works in float32. A non-integral gain (``x * 0.5``) promotes to float in NumPy
+    too and is kept; ``x * 2`` is refused, as the frontend cannot tell it from ``x * 2.0``. Filters (lfilter,
+    sosfilt, convolve, upfirdn) and frame operations convert to float first, as NumPy/SciPy do; decimation and
+    delays keep the samples integral."""
+    integral = {n.id for n in graph.inputs}
+    for node in graph.nodes:
+        if not integral.intersection(node.inputs):
+            continue
+        if node.op in (Op.DECIMATE, Op.DELAY):
+            integral.add(node.id)
+        elif node.op is Op.MAP or (isinstance(node.params, GainParams) and float(node.params.gain).is_integer()):
+            raise InvalidAlgorithm(
+                f"elementwise arithmetic ({describe(node)}) directly on the int16 input is not supported: NumPy "
+                "would compute it in int16 and wrap; filter the input first (e.g. scipy.signal.lfilter) or request "
+                "a float32 input",
+                location=node.loc,
+            )
 
 
 def _rate(r: Any) -> str:
@@ -129,8 +156,10 @@ def _rate(r: Any) -> str:
 
 def summarize(graph: Graph, request: TranslationRequest) -> IRSummary:
     """The user-facing summary of a graph."""
+    int16 = request.input_dtype == DType.INT16.value
     nodes = [
-        NodeSummary(id=n.id, op=n.op.value, description=describe(n), dtype=n.out.dtype.value,
+        NodeSummary(id=n.id, op=n.op.value, description=describe(n),
+                    dtype=DType.INT16.value if int16 and n.op is Op.INPUT else n.out.dtype.value,
                     samples_per_frame=n.out.samples, rate_factor=_rate(n.out.rate),
                     line=n.loc.line if n.loc else None)
         for n in graph.nodes
@@ -156,6 +185,15 @@ def check(source: str, request: TranslationRequest) -> IRSummary:
     return summarize(_frontend(source, request), request)
 
 
+def _tolerances(input_dtype: DType) -> Tolerances:
+    """Thresholds for the (float) outputs. int16 input runs in float32, so float32's thresholds apply, with the
+    absolute floor scaled to int16's full scale (32767) like the float floor is to 1.0."""
+    if input_dtype is DType.INT16:
+        f32_tol = tolerances_for(DType.FLOAT32)
+        return replace(f32_tol, abs_floor=f32_tol.abs_floor * full_scale(DType.INT16))
+    return tolerances_for(input_dtype)
+
+
 def translate(source: str, request: TranslationRequest) -> ArtifactPlan:
     """Translate ``source`` for ``request.target``.
 
@@ -164,7 +202,8 @@ def translate(source: str, request: TranslationRequest) -> ArtifactPlan:
     """
     graph = _frontend(source, request)
     optimised, log = run_passes(graph)
-    artifact = c_backend.generate(optimised)
+    in_dtype = DType(request.input_dtype)
+    artifact = c_backend.generate(optimised, input_dtype=in_dtype)
     interface = dict(artifact.interface)
     interface["sample_rate"] = request.sample_rate
     files = dict(artifact.files)
@@ -180,7 +219,7 @@ def translate(source: str, request: TranslationRequest) -> ArtifactPlan:
         files=files,
         interface=interface,
         golden=golden_model,
-        tolerances=tolerances_for(DType(request.input_dtype)),
+        tolerances=_tolerances(in_dtype),
         graph=optimised,
         passes=log,
     )

@@ -92,13 +92,24 @@ def _check_supported(graph: Graph) -> DType:
     return scalar
 
 
-def generate(graph: Graph) -> CArtifact:
+def generate(graph: Graph, *, input_dtype: DType | None = None) -> CArtifact:
     """Generate the host-C artifact for a verified graph.
+
+    Args:
+        graph: the graph (its input stream float32 when ``input_dtype`` is int16).
+        input_dtype: the harness's and ``interface.json``'s input format when it differs from the graph's input
+            stream; only ``DType.INT16`` over a float32 graph: the harness converts each sample to ``float``
+            (exact) and ``process`` takes ``float`` samples as for float32 input.
 
     Raises:
         UnsupportedTarget: the graph uses something this backend cannot emit yet.
     """
     dtype = _check_supported(graph)
+    port_dtype = graph.inputs[0].out.dtype if input_dtype is None else input_dtype
+    if port_dtype is not graph.inputs[0].out.dtype and not (
+        port_dtype is DType.INT16 and graph.inputs[0].out.dtype is DType.FLOAT32
+    ):
+        raise UnsupportedTarget(f"{TARGET} reads {port_dtype} input only into float32 streams for now")
     name = c_identifier(graph.name)
     up = name.upper()
     em = FrameEmitter(graph, dtype)
@@ -144,7 +155,8 @@ def generate(graph: Graph) -> CArtifact:
         loops + "    (void)s; (void)in;", *em.body, "}", "",
     ])  # fmt: skip
     nbytes = 8 if dtype is DType.FLOAT64 else 4
-    harness = harness_c(name=name, line=line, in_port=(t, inp.out.dtype.value, _scalars(inp), nbytes),
+    in_bytes = 2 if port_dtype is DType.INT16 else nbytes
+    harness = harness_c(name=name, line=line, in_port=(t, port_dtype.value, _scalars(inp), in_bytes),
                         outs=[(t, _scalars(o), nbytes) for o in outs])  # fmt: skip
     files = {
         f"{name}.h": header.encode(),
@@ -158,7 +170,7 @@ def generate(graph: Graph) -> CArtifact:
         "name": name,
         "entry": graph.name,
         "frame_length": n_in,
-        "inputs": [_port(inp)],
+        "inputs": [{**_port(inp), "dtype": port_dtype.value}],
         "outputs": [{**_port(o), "file": output_file(i)} for i, o in enumerate(outs)],
         "functions": {"state": f"{name}_state", "init": f"{name}_init", "reset": f"{name}_reset",
                       "process": f"{name}_process"},
