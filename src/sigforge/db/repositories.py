@@ -99,24 +99,13 @@ class TranslationRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def stale_queued(self, *, older_than: datetime, limit: int = 1000) -> list[str]:
-        """Ids of translations still ``queued`` since before ``older_than`` (their job may never have been sent)."""
-        query = (
-            select(Translation.id)
-            .where(Translation.status == TranslationStatus.QUEUED, Translation.updated_at < older_than)
-            .order_by(Translation.created_at)
-            .limit(limit)
-        )
-        return list(self.session.scalars(query))
+    def stale(self, status: TranslationStatus, *, before: datetime, limit: int = 1000) -> list[str]:
+        """Ids of translations in ``status`` since before ``before``, oldest first.
 
-    def stale_running(self, *, started_before: datetime, limit: int = 1000) -> list[str]:
-        """Ids of translations ``running`` since before ``started_before`` (their job is past any time limit)."""
-        query = (
-            select(Translation.id)
-            .where(Translation.status == TranslationStatus.RUNNING, Translation.started_at < started_before)
-            .order_by(Translation.started_at)
-            .limit(limit)
-        )
+        ``queued`` counts from the last (re)dispatch (``updated_at``), ``running`` from the claim (``started_at``).
+        """
+        since = Translation.started_at if status is TranslationStatus.RUNNING else Translation.updated_at
+        query = select(Translation.id).where(Translation.status == status, since < before).order_by(since).limit(limit)
         return list(self.session.scalars(query))
 
     def touch(self, translation_id: str) -> None:

@@ -101,14 +101,8 @@ class TranslationService:
                 attempts=0,
             )
         )
-        self.audit.record(
-            actor=self.actor.name,
-            action="translation.created",
-            subject_type="translation",
-            subject_id=translation.id,
-            request_id=self.actor.request_id,
-            detail={"target": new.target, "entry": checked.entry, "frame_length": new.frame_length},
-        )
+        self._audit("translation.created", translation.id, target=new.target, entry=checked.entry,
+                    frame_length=new.frame_length)  # fmt: skip
         if self.dispatch is not None:
             after_commit(self.session, functools.partial(self.dispatch, translation.id))
         return translation
@@ -122,17 +116,11 @@ class TranslationService:
         if self.dispatch is None:
             return []
         cutoff = utcnow() - timedelta(seconds=older_than_s)
-        stale = self.translations.stale_queued(older_than=cutoff)
+        stale = self.translations.stale(TranslationStatus.QUEUED, before=cutoff)
         dispatch = self.dispatch
         for translation_id in stale:
             self.translations.touch(translation_id)
-            self.audit.record(
-                actor=self.actor.name,
-                action="translation.redispatched",
-                subject_type="translation",
-                subject_id=translation_id,
-                detail={"queued_longer_than_s": older_than_s},
-            )
+            self._audit("translation.redispatched", translation_id, queued_longer_than_s=older_than_s)
             after_commit(self.session, functools.partial(dispatch, translation_id))
         return stale
 
@@ -144,7 +132,7 @@ class TranslationService:
         leaving it ``running`` forever. A late redelivery then finds it final and does nothing.
         """
         cutoff = utcnow() - timedelta(seconds=started_more_than_s)
-        lost = self.translations.stale_running(started_before=cutoff)
+        lost = self.translations.stale(TranslationStatus.RUNNING, before=cutoff)
         for translation_id in lost:
             error = {
                 "code": "job-lost",
@@ -153,14 +141,18 @@ class TranslationService:
                 "limit or dead-lettered message); submit the translation again",
             }
             if self.translations.finish(translation_id, status=TranslationStatus.FAILED, error=error):
-                self.audit.record(
-                    actor=self.actor.name,
-                    action="translation.lost",
-                    subject_type="translation",
-                    subject_id=translation_id,
-                    detail={"running_longer_than_s": started_more_than_s},
-                )
+                self._audit("translation.lost", translation_id, running_longer_than_s=started_more_than_s)
         return lost
+
+    def _audit(self, action: str, translation_id: str, **detail: Any) -> None:
+        self.audit.record(
+            actor=self.actor.name,
+            action=action,
+            subject_type="translation",
+            subject_id=translation_id,
+            request_id=self.actor.request_id,
+            detail=detail,
+        )
 
     def get(self, translation_id: str) -> Translation:
         translation = self.translations.get(translation_id)
