@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 
 ## Start the appliance on its embedded default (SQLite + embedded broker + console) at http://127.0.0.1:8470/
 run: venv
+	SIGFORGE_DATA_DIR=$${SIGFORGE_DATA_DIR:-$(DATA)} $(BIN)/python installer/dev_setup.py
 	SIGFORGE_DATA_DIR=$${SIGFORGE_DATA_DIR:-$(DATA)} $(BIN)/sigforge up
 
 ## Lint, type-check, check the layer contracts, then run the whole suite in parallel.
@@ -31,8 +32,8 @@ unit: venv
 	$(BIN)/pytest -n $(JOBS) --dist loadgroup -q -m "not slow"
 
 lint: venv
-	$(BIN)/ruff check src tests bench migrations
-	$(BIN)/ruff format --check src tests bench migrations
+	$(BIN)/ruff check src tests bench migrations installer
+	$(BIN)/ruff format --check src tests bench migrations installer
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

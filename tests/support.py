@@ -42,3 +42,19 @@ def example_options(path: Path) -> dict[str, str]:
             key, value = line.removeprefix("# sigforge:").strip().split("=", 1)
             options[key.strip()] = value.strip()
     return options
+
+
+def provision_toolchain(settings: object) -> None:
+    """Install the development trust root and import the host-gcc toolchain bundle into ``settings``' data dir.
+
+    The same code path as ``make run`` (``installer/dev_setup.py``): the bundle is built once per content key and
+    cached in ``.cache/dev-toolchain`` (shared by parallel workers through a file lock); the import is real.
+    """
+    import sys
+
+    installer = str(REPO_ROOT / "installer")
+    if installer not in sys.path:
+        sys.path.insert(0, installer)
+    import dev_setup
+
+    dev_setup.ensure(settings, REPO_ROOT / ".cache" / "dev-toolchain")  # type: ignore[arg-type]

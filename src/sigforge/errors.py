@@ -117,10 +117,45 @@ class ToolchainError(DomainError):
     code = "toolchain"
 
 
+class ToolchainMissing(ToolchainError):
+    """No verified toolchain for the target is installed on this node (the message names the bundle to import)."""
+
+    code = "toolchain-missing"
+
+
+class ToolchainIntegrityError(IntegrityError):
+    """A toolchain's files differ from its signed manifest: it is quarantined and nothing was built with it."""
+
+    code = "toolchain-integrity"
+
+
 class SandboxError(ToolchainError):
     """A sandboxed process could not be started with the required isolation."""
 
     code = "sandbox"
+
+
+class BundleRejected(DomainError):
+    """A signed bundle (or trust metadata) failed verification; ``reason`` names the failed check precisely.
+
+    Reasons are short kebab-case codes (``signature-threshold``, ``file-hash-mismatch``, ``path-traversal``,
+    ``expired``, ``rollback``…; the full list is ``sigforge.bundles.reasons.Reason``). Nothing was installed.
+    """
+
+    code = "bundle-rejected"
+
+    def __init__(self, reason: str, message: str, *, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message, detail={"reason": str(reason), **(detail or {})})
+        self.reason = str(reason)
+
+    def __str__(self) -> str:
+        return f"[{self.reason}] {self.message}"
+
+
+class TrustRootRejected(BundleRejected):
+    """New trust-root metadata was refused (bad signatures, version not increasing, malformed, expired)."""
+
+    code = "trust-root-rejected"
 
 
 class ServiceUnavailable(DomainError):

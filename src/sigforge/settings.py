@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -88,9 +89,30 @@ class SandboxSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
 
 
 class ToolchainSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """Compilers. Empty means: search PATH (until the signed toolchain registry replaces this)."""
+    """The toolchain registry: compilers and simulators imported from signed bundles, checked before every use.
 
-    host_cc: str = ""
+    ``dir`` empty means ``<data_dir>/toolchains``; ``node`` empty means this machine's host name (a site cluster's
+    worker nodes each hold their own toolchains). ``full_check_interval_s`` is how often the worker pool re-hashes
+    every file of every toolchain (0 disables the schedule; imports and ``toolchain verify`` still hash in full).
+    """
+
+    dir: str = ""
+    node: str = ""
+    full_check_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 86_400.0
+    hash_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+
+
+class BundleSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Signed bundles (toolchains, updates, install media): where the trust root lives and what an archive may hold.
+
+    ``trust_dir`` empty means ``<data_dir>/trust`` (the installed root metadata and the persisted time/version floor).
+    """
+
+    trust_dir: str = ""
+    max_archive_bytes: PositiveInt = 4 * 1024**3
+    max_unpacked_bytes: PositiveInt = 16 * 1024**3
+    max_files: PositiveInt = 200_000
+    max_compression_ratio: PositiveInt = 200
 
 
 class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -105,6 +127,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     limits: LimitSettings = LimitSettings()
     sandbox: SandboxSettings = SandboxSettings()
     toolchains: ToolchainSettings = ToolchainSettings()
+    bundles: BundleSettings = BundleSettings()
 
     @property
     def data_path(self) -> Path:
@@ -117,6 +140,22 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     @property
     def broker_url(self) -> str:
         return self.broker.url or f"sqlite:///{self.data_path / 'queue.sqlite3'}"
+
+    @property
+    def toolchains_path(self) -> Path:
+        return (
+            Path(self.toolchains.dir).expanduser().resolve() if self.toolchains.dir else self.data_path / "toolchains"
+        )
+
+    @property
+    def node_name(self) -> str:
+        return self.toolchains.node or socket.gethostname()
+
+    @property
+    def trust_path(self) -> Path:
+        return (
+            Path(self.bundles.trust_dir).expanduser().resolve() if self.bundles.trust_dir else self.data_path / "trust"
+        )
 
     @property
     def public_url(self) -> str:

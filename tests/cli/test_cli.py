@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO_ROOT, child_env
+from sigforge.settings import load_settings
+from support import REPO_ROOT, child_env, provision_toolchain
 
 SOURCE = """\
 from scipy import signal
@@ -40,6 +42,7 @@ def test_translate_verified_writes_the_artifact(tmp_path: Path) -> None:
     src = tmp_path / "lowpass.py"
     src.write_text(SOURCE)
     out = tmp_path / "out"
+    provision_toolchain(load_settings(env={"SIGFORGE_DATA_DIR": str(tmp_path / "d")}))
     result = sigforge(
         "translate",
         str(src),
@@ -58,6 +61,21 @@ def test_translate_verified_writes_the_artifact(tmp_path: Path) -> None:
     assert "max abs error" in result.stdout
     for name in ("Makefile", "interface.json", "report.json", "MANIFEST.sha256"):
         assert (out / name).is_file(), name
+    assert "Traceback" not in result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["toolchain"]["cc"].startswith(str(tmp_path / "d" / "toolchains" / "host-gcc"))
+
+
+def test_translate_without_a_toolchain_names_the_bundle_to_import(tmp_path: Path) -> None:
+    src = tmp_path / "lowpass.py"
+    src.write_text(SOURCE)
+    env = {"SIGFORGE_DATA_DIR": str(tmp_path / "d")}
+    result = sigforge("translate", str(src), "--frame", "128", "--out", str(tmp_path / "out"), env=env)
+    assert result.returncode == 3 and "sigforge db upgrade" in result.stderr, result.stderr
+    assert sigforge("db", "upgrade", env=env).returncode == 0
+    result = sigforge("translate", str(src), "--frame", "128", "--out", str(tmp_path / "out"), env=env)
+    assert result.returncode == 3, result.stderr
+    assert "no toolchain for target 'host-c'" in result.stderr and "host-gcc" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -218,14 +219,19 @@ def test_null_bytes_and_deep_nesting_are_refused_cleanly() -> None:
         parse_python(deep, frame_length=8, input_dtype=DType.FLOAT32)
 
 
-def test_frame_length_must_divide_total_decimation() -> None:
+def test_frame_length_not_dividing_the_decimation_gives_a_variable_stream() -> None:
     src = "def f(x):\n    y = x[::2]\n    return y[::3]\n"
-    assert parse_python(src, frame_length=12, input_dtype=DType.FLOAT32).outputs[0].out.samples == 2
+    fixed = parse_python(src, frame_length=12, input_dtype=DType.FLOAT32).outputs[0].out
+    assert (fixed.samples, fixed.variable) == (2, False)
+    out = parse_python(src, frame_length=8, input_dtype=DType.FLOAT32).outputs[0].out
+    assert (out.samples, out.variable, out.rate, out.frame_multiple) == (2, True, Fraction(1, 6), 6)
+    # a frame operation on it is refused, at its line, with the frame lengths that work
     with pytest.raises(InvalidInput) as info:
-        parse_python(src, frame_length=8, input_dtype=DType.FLOAT32)
+        parse_python("import numpy as np\n" + src.replace("return y[::3]", "return np.fft.fft(y[::3])"),
+                     frame_length=8, input_dtype=DType.FLOAT32)  # fmt: skip
     assert info.value.pointer == "/frame_length"
-    assert "total decimation factor 6" in info.value.message
-    assert info.value.location is not None and info.value.location.line == 3
+    assert "multiple of 6" in info.value.message
+    assert info.value.location is not None and info.value.location.line == 4
 
 
 def test_user_code_is_never_executed(tmp_path) -> None:

@@ -37,16 +37,20 @@ def test_translate_produces_the_artifact_files() -> None:
     assert set(plan.files) == {"channelize.h", "channelize.c", "harness.c", "Makefile", "interface.json"}
     iface = json.loads(plan.files["interface.json"])
     assert iface == plan.interface
-    assert iface["inputs"] == [{"name": "x", "dtype": "float32", "samples_per_frame": 256, "rate_factor": "1"}]
+    assert iface["inputs"] == [{"name": "x", "dtype": "float32", "samples_per_frame": 256,
+                                "samples_per_frame_varies": False, "rate_factor": "1"}]  # fmt: skip
     assert iface["outputs"] == [
-        {"name": "y", "dtype": "float32", "samples_per_frame": 64, "rate_factor": "1/4", "file": "OUT.bin"}
-    ]
+        {"name": "y", "dtype": "float32", "samples_per_frame": 64, "samples_per_frame_varies": False,
+         "rate_factor": "1/4", "file": "OUT.bin"}
+    ]  # fmt: skip
+    assert iface["frame_multiple"] == 4
     assert iface["entry"] == "channelize" and iface["frame_length"] == 256 and iface["sample_rate"] == 48000.0
     header = plan.files["channelize.h"].decode()
     for proto in (
         "void channelize_init(channelize_state *s);",
         "void channelize_reset(channelize_state *s);",
-        "void channelize_process(channelize_state *s, const float *restrict in, float *restrict out);",
+        "size_t channelize_process(channelize_state *s, const float *restrict in, float *restrict out);",
+        "size_t channelize_out_count(const channelize_state *s, int i);",
     ):
         assert proto in header
     source = plan.files["channelize.c"].decode()
@@ -61,6 +65,9 @@ def test_translate_produces_the_artifact_files() -> None:
     (golden,) = plan.golden(np.arange(512.0))
     np.testing.assert_allclose(golden, 0.5 * signal.lfilter(signal.firwin(63, 0.1), 1.0, np.arange(512.0))[::4])
     assert plan.tolerances.dtype == "float32"
+    # 256 is a multiple of the decimation: verification also checks frames of 257 (samples per frame vary)
+    assert plan.variant is not None and plan.variant.interface["frame_length"] == 257
+    assert plan.variant.interface["outputs"][0]["samples_per_frame_varies"] is True
 
 
 def test_taps_are_emitted_as_exact_float32() -> None:
@@ -94,9 +101,9 @@ def test_request_validation() -> None:
     assert check(SRC, TranslationRequest(input_dtype="int16", frame_length=64)).input_dtype == "int16"
     with pytest.raises(InvalidInput, match="unknown input dtype"):
         check(SRC, TranslationRequest(input_dtype="float16", frame_length=64))
-    with pytest.raises(InvalidInput) as info2:
-        check(SRC, TranslationRequest(frame_length=66))
-    assert info2.value.pointer == "/frame_length" and "4" in info2.value.message
+    varying = check(SRC, TranslationRequest(frame_length=66))  # 66 is not a multiple of 4: 17 or 16 per frame
+    assert (varying.output_samples_per_frame, varying.output_samples_per_frame_varies) == (17, True)
+    assert varying.frame_multiple == 4
     with pytest.raises(InvalidInput):
         check(SRC, TranslationRequest(frame_length=0))
     with pytest.raises(msgspec.ValidationError):

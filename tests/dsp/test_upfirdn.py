@@ -113,14 +113,17 @@ def test_refusals_name_the_call(call, frame, line, col, fragment) -> None:
     assert (info.value.location.line, info.value.location.column) == (line, col)
 
 
-def test_frame_length_must_make_whole_outputs() -> None:
+def test_frame_lengths_that_do_not_make_whole_outputs_vary() -> None:
     src = _src(np.array([1.0, 0.5]), "signal.upfirdn(T, x[::2], 3, 4)")
-    with pytest.raises(InvalidInput) as info:
-        parse_python(src, frame_length=6, input_dtype=DType.FLOAT32)  # 3 samples reach it, 3 * 3 % 4 != 0
+    out = parse_python(src, frame_length=6, input_dtype=DType.FLOAT32).outputs[0].out  # 3 * 3 % 4 != 0
+    assert (out.samples, out.variable, out.frame_multiple) == (3, True, 8)
+    assert not parse_python(src, frame_length=8, input_dtype=DType.FLOAT32).outputs[0].out.variable
+    with pytest.raises(InvalidInput) as info:  # a frame operation needs whole frames: the multiple is named
+        parse_python(src.replace("return signal.upfirdn(T, x[::2], 3, 4)", "return np.fft.fft(signal.upfirdn(T, "
+                                 "x[::2], 3, 4))"), frame_length=6, input_dtype=DType.FLOAT32)  # fmt: skip
     assert info.value.pointer == "/frame_length"
-    assert "divisible by 8" in str(info.value)
+    assert "multiple of 8" in str(info.value)
     assert info.value.location is not None and info.value.location.line == 5
-    parse_python(src, frame_length=8, input_dtype=DType.FLOAT32)
 
 
 @pytest.mark.slow

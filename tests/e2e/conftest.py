@@ -12,6 +12,7 @@ from realservices import RABBITMQ_URL, require_service
 from sigforge.db import migrate
 from sigforge.db.session import Database
 from sigforge.settings import Settings, load_settings
+from support import provision_toolchain
 
 FAST_BROKER = {
     "SIGFORGE_BROKER_HEARTBEAT_INTERVAL_S": "0.2",
@@ -63,6 +64,7 @@ def e2e_settings(e2e_env: dict[str, str]) -> Settings:
 def e2e_db(e2e_settings: Settings) -> Iterator[Database]:
     db = Database.from_url(e2e_settings.database_url)
     migrate.upgrade(db)
+    provision_toolchain(e2e_settings)  # the site builds only with a registry toolchain imported from a bundle
     yield db
     db.dispose()
 

@@ -12,11 +12,12 @@ from sigforge.db.models import Translation
 from sigforge.db.repositories import AuditRepository, TranslationRepository
 from sigforge.db.session import Database
 from sigforge.db.types import utcnow
+from sigforge.services import jobs
 from sigforge.services.context import Actor
 from sigforge.services.jobs import BuildEnvironment, TranslationJob
 from sigforge.services.translations import NewTranslation, TranslationService
 from sigforge.settings import LimitSettings, load_settings
-from support import FIR_DECIMATE
+from support import FIR_DECIMATE, provision_toolchain
 
 LIMITS = LimitSettings()
 
@@ -98,7 +99,9 @@ def test_stale_queued_translations_are_redispatched(db: Database) -> None:
 
 @pytest.mark.slow
 def test_duplicate_message_is_a_no_op_and_the_outcome_is_recorded_once(sqlite_db: Database, tmp_path: Path) -> None:
-    env = BuildEnvironment.from_settings(load_settings(env={"SIGFORGE_DATA_DIR": str(tmp_path)}))
+    settings = load_settings(env={"SIGFORGE_DATA_DIR": str(tmp_path)})
+    provision_toolchain(settings)
+    env = BuildEnvironment.from_settings(settings, sqlite_db)
     translation_id = create(sqlite_db, [])
     first = TranslationJob(sqlite_db, env, Actor("worker", job_id="msg-A"))
     duplicate = TranslationJob(sqlite_db, env, Actor("worker", job_id="msg-B"))
@@ -133,3 +136,33 @@ def test_translations_running_past_any_time_limit_are_failed_as_lost(db: Databas
     assert actions[-1] == "translation.lost"
     with db.scope() as session:  # a late redelivery of the dead message finds the row final
         assert not TranslationRepository(session).claim(lost, "msg-dead")
+
+
+@pytest.mark.slow
+def test_a_toolchain_changed_at_rest_fails_the_job_and_builds_nothing(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(env={"SIGFORGE_DATA_DIR": str(tmp_path)})
+    provision_toolchain(settings)
+    env = BuildEnvironment.from_settings(settings, sqlite_db)
+    [view] = env.toolchains.installed()
+    cc1 = next(Path(view.install_dir).rglob("cc1"))  # the compiler proper, 30 MB: one byte in the middle
+    with cc1.open("r+b") as handle:
+        handle.seek(cc1.stat().st_size // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    builds: list[object] = []
+    monkeypatch.setattr(jobs, "build_and_verify", lambda *a, **k: builds.append(a) or pytest.fail("built anyway"))
+
+    translation_id = create(sqlite_db, [])
+    assert TranslationJob(sqlite_db, env, Actor("worker", job_id="msg-T")).run(translation_id) == "failed"
+    assert builds == []
+    with sqlite_db.scope(write=False) as session:
+        row = TranslationRepository(session).get(translation_id)
+        assert row is not None and row.error is not None
+        assert row.error["code"] == "toolchain-integrity" and "quarantined" in row.error["detail"]
+        assert "cc1" in str(row.error["evidence"])
+        [event] = AuditRepository(session).recent(1, action="toolchain.quarantined")
+        assert event.job_id == "msg-T" and event.subject_id.endswith("/host-gcc")
+    assert env.toolchains.show("host-gcc").state == "quarantined"

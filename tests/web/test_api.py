@@ -14,7 +14,7 @@ from sigforge.db.session import Database
 from sigforge.services.context import Actor
 from sigforge.services.jobs import BuildEnvironment, TranslationJob
 from sigforge.settings import Settings
-from support import FIR_DECIMATE
+from support import FIR_DECIMATE, provision_toolchain
 
 
 def create(client: TestClient, **extra: object) -> dict[str, object]:
@@ -49,7 +49,8 @@ def test_request_id_is_echoed_and_used(client: TestClient) -> None:
 @pytest.mark.slow
 def test_job_then_report_artifact_and_files(client: TestClient, app_db: Database, settings: Settings) -> None:
     created = create(client)
-    job = TranslationJob(app_db, BuildEnvironment.from_settings(settings), Actor("worker", job_id="j1"))
+    provision_toolchain(settings)
+    job = TranslationJob(app_db, BuildEnvironment.from_settings(settings, app_db), Actor("worker", job_id="j1"))
     job.run(str(created["id"]))
     assert job.run(str(created["id"])) is None, "a redelivered job must be a no-op"
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from realservices import in_ci
-from support import REPO_ROOT, child_env
+from sigforge.settings import load_settings
+from support import REPO_ROOT, child_env, provision_toolchain
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
@@ -63,6 +64,7 @@ def test_console_renders_a_verified_translation(tmp_path: Path) -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = child_env(SIGFORGE_DATA_DIR=str(tmp_path / "data"), SIGFORGE_SERVER_PORT=str(port))
+    provision_toolchain(load_settings(env={"SIGFORGE_DATA_DIR": str(tmp_path / "data")}))
     up = subprocess.Popen(
         [sys.executable, "-m", "sigforge", "up", "--processes", "1"],
         env=env,

@@ -1,6 +1,7 @@
 """``sigforge``: argument parsing and exit codes; each command lives in its own module.
 
-Exit codes: 0 success (for ``translate``: verified), 1 failure (for ``translate``: verification failed),
+Exit codes: 0 success (for ``translate``: verified), 1 failure (for ``translate``: verification failed; for
+``bundle``/``keys``: a bundle or trust root was rejected, with its reason),
 2 bad input or bad settings, 3 the environment is not ready (schema mismatch, unreachable service, toolchain),
 70 an internal error (a bug; one line, and the traceback with ``SIGFORGE_LOG_LEVEL=debug``).
 """
@@ -14,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 import sigforge
-from sigforge.errors import DomainError, InvalidInput, InvalidSettings
+from sigforge.errors import BundleRejected, DomainError, InvalidInput, InvalidSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_READY, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
@@ -53,12 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     db_sub.add_parser("current", help="print the database's schema revision and this code's head")
     db_sub.add_parser("check", help="fail if the models and the migrated schema differ (drift)")
     from sigforge.cli.queue import add_parser as add_queue_parser
+    from sigforge.cli.toolchain import add_parser as add_toolchain_parser
 
     add_queue_parser(sub)
+    add_toolchain_parser(sub)
+    from sigforge.cli.bundle import add_parser as add_bundle_parser
+    from sigforge.cli.keys import add_parser as add_keys_parser
+
+    add_keys_parser(sub)
+    add_bundle_parser(sub)
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
     from sigforge.settings import load_settings
 
     settings = load_settings(args.config)
@@ -70,6 +78,18 @@ def _run(args: argparse.Namespace) -> int:
         from sigforge.cli.db import run_db
 
         return run_db(args.db_command, settings)
+    if args.command == "keys":
+        from sigforge.cli.keys import run_keys
+
+        return run_keys(args, settings)
+    if args.command == "bundle":
+        from sigforge.cli.bundle import run_bundle
+
+        return run_bundle(args, settings)
+    if args.command == "toolchain":
+        from sigforge.cli.toolchain import run_toolchain
+
+        return run_toolchain(args, settings)
     if args.command == "queue":
         from sigforge.cli.queue import run_queue
 
@@ -92,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
+    except BundleRejected as exc:
+        print(f"sigforge: rejected: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except (InvalidInput, InvalidSettings) as exc:
         print(f"sigforge: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

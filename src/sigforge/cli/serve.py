@@ -129,6 +129,8 @@ def run_worker_pool(
         TRANSLATIONS_QUEUE,
         "--skip-logging",
     ]
+    if settings.toolchains.full_check_interval_s > 0:  # the periodic full re-hash of this node's toolchains
+        argv += ["--fork-function", "sigforge.worker.schedule:run"]
     log.info("worker.starting", processes=processes or settings.broker.processes)
     parsed = make_argument_parser().parse_args(argv)  # type: ignore[no-untyped-call]
     return int(dramatiq_main(parsed) or 0)  # type: ignore[no-untyped-call]

@@ -9,9 +9,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from sigforge.cli.db import open_database
+from sigforge.db import migrate
 from sigforge.dsp import pipeline
 from sigforge.errors import InvalidInput
 from sigforge.logging import configure_logging
+from sigforge.services.context import Actor
 from sigforge.services.jobs import BuildEnvironment, verify_source
 from sigforge.services.verification import VerificationOutcome
 from sigforge.settings import Settings
@@ -81,9 +84,14 @@ def run_translate(args: argparse.Namespace, settings: Settings) -> int:
     pipeline.check(source, request)  # refuse bad input before touching the output directory
     out = Path(args.out)
     _prepare_out(out, args.force)
-    env = BuildEnvironment.from_settings(settings)
-    with tempfile.TemporaryDirectory(prefix="sigforge-cli-") as scratch:
-        outcome = verify_source(source, request, env, scratch=Path(scratch))
+    db = open_database(settings)
+    try:
+        migrate.ensure_at_head(db)
+        env = BuildEnvironment.from_settings(settings, db)
+        with tempfile.TemporaryDirectory(prefix="sigforge-cli-") as scratch:
+            outcome = verify_source(source, request, env, scratch=Path(scratch), actor=Actor("cli"))
+    finally:
+        db.dispose()
     for rel, content in outcome.files.items():
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)

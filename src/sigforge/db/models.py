@@ -6,6 +6,9 @@ Invariants:
   final, which is what makes a redelivered job a no-op. While ``running``, ``job_id`` names the message that
   claimed it: only a redelivery of that message (a crashed worker) may claim it again.
 - ``audit_events`` are append-only.
+- a ``toolchains`` row describes one toolchain installed on one node (``node``: the machine whose disk holds the
+  files); ``manifest`` holds the signed manifest exactly as verified at import (it is re-verified before use), and
+  ``state`` is ``verified`` or ``quarantined``. A quarantined toolchain is never used again until it is re-imported.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -120,3 +124,37 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ToolchainState(StrEnum):
+    VERIFIED = "verified"
+    QUARANTINED = "quarantined"
+
+
+_TOOLCHAIN_STATES = ", ".join(f"'{s.value}'" for s in ToolchainState)
+
+
+class Toolchain(Base):
+    __tablename__ = "toolchains"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_TOOLCHAIN_STATES})", name="state_known"),
+        UniqueConstraint("node", "name", name="uq_toolchains_node_name"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    node: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(64))
+    # The signed manifest (canonical bytes) and its signatures as verified at import; re-verified on every read.
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    signatures: Mapped[bytes] = mapped_column(LargeBinary)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    targets: Mapped[list[str]] = mapped_column(JSON, default=list)
+    install_dir: Mapped[str] = mapped_column(Text)
+    file_count: Mapped[int] = mapped_column(Integer)
+    total_bytes: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    state_detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_full_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

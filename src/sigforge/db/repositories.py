@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from sigforge.db.models import Artifact, AuditEvent, Translation, TranslationStatus
+from sigforge.db.models import Artifact, AuditEvent, Toolchain, ToolchainState, Translation, TranslationStatus
 from sigforge.db.types import utcnow
 from sigforge.errors import InvalidInput
 
@@ -143,6 +143,52 @@ class ArtifactRepository:
 
     def get(self, sha256: str) -> Artifact | None:
         return self.session.get(Artifact, sha256)
+
+
+class ToolchainRepository:
+    """Toolchains installed on nodes; every query is scoped to one node (the machine whose disk holds the files)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, toolchain: Toolchain) -> Toolchain:
+        self.session.add(toolchain)
+        self.session.flush()
+        return toolchain
+
+    def get(self, node: str, name: str, *, for_update: bool = False) -> Toolchain | None:
+        query = select(Toolchain).where(Toolchain.node == node, Toolchain.name == name)
+        if for_update:
+            query = query.with_for_update()
+        return self.session.scalars(query).one_or_none()
+
+    def all(self, node: str) -> list[Toolchain]:
+        return list(self.session.scalars(select(Toolchain).where(Toolchain.node == node).order_by(Toolchain.name)))
+
+    def remove(self, toolchain: Toolchain) -> None:
+        self.session.delete(toolchain)
+        self.session.flush()
+
+    def set_state(self, toolchain_id: str, state: ToolchainState, detail: dict[str, Any] | None) -> None:
+        self.session.execute(
+            update(Toolchain)
+            .where(Toolchain.id == toolchain_id)
+            .values(state=state, state_detail=detail)
+            .execution_options(synchronize_session=False)
+        )
+
+    def checked(self, toolchain_id: str, *, full: bool) -> None:
+        """Record a successful use (and, for a full re-hash, when it happened)."""
+        now = utcnow()
+        values: dict[str, Any] = {"last_used_at": now}
+        if full:
+            values["last_full_check_at"] = now
+        self.session.execute(
+            update(Toolchain)
+            .where(Toolchain.id == toolchain_id, Toolchain.state == ToolchainState.VERIFIED)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
 
 class AuditRepository:

@@ -2,7 +2,8 @@
 
 A ``Graph`` is an immutable tuple of ``Node``s in topological order: every node's inputs are ids of nodes that
 appear earlier, so the graph is acyclic by construction and backends can emit nodes in order. Every node
-declares its output ``StreamType`` (dtype, samples per frame, rate relative to the input) and carries the
+declares its output ``StreamType`` (dtype, samples per frame, rate relative to the input, whether the samples per
+frame vary and the count function that says how many each frame carries) and carries the
 ``SourceLocation`` it came from, so that errors and generated comments can point at user source.
 
 ``verify(graph)`` re-derives every node's type with its block's rule (``sigforge.dsp.blocks.*.infer``) and checks
@@ -13,6 +14,7 @@ added by writing a block module and one entry in ``_RULES``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,7 +30,7 @@ from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.iir import IirParams
 from sigforge.dsp.blocks.ports import PortParams
 from sigforge.dsp.blocks.upfirdn import UpfirdnParams
-from sigforge.dsp.types import StreamType
+from sigforge.dsp.types import StreamType, cumulative
 from sigforge.errors import InvalidAlgorithm, SourceLocation
 
 
@@ -190,6 +192,26 @@ def total_decimation(graph: Graph) -> int:
     """The largest decimation from the input to any output (1 / smallest rate)."""
     rates = [n.out.rate for n in graph.outputs]
     return max((r.denominator for r in rates), default=1)
+
+
+def frame_multiple(graph: Graph) -> int:
+    """The smallest input frame length whose multiples make every stream of ``graph`` fixed-length (1 when no
+    decimation or resampling is in the graph)."""
+    out = 1
+    for node in graph.nodes:
+        out = math.lcm(out, node.out.frame_multiple)
+    return out
+
+
+def has_frame_ops(graph: Graph) -> bool:
+    """Whether some node needs whole frames (``Op.FRAME``): such graphs work only for one frame length pattern."""
+    return any(n.op is Op.FRAME for n in graph.nodes)
+
+
+def frame_starts(stream: StreamType, frame_length: int, frames: int) -> list[int]:
+    """Where each frame after the first begins in ``stream`` (sample indices), for ``frames`` input frames of
+    ``frame_length`` samples: ``[count after frame 1, count after frame 2, ...]``."""
+    return [cumulative(stream.counts, f * frame_length) for f in range(1, frames)]
 
 
 def describe(node: Node) -> str:  # noqa: PLR0911 - one branch per parameter type

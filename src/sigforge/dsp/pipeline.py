@@ -21,7 +21,7 @@ from sigforge.dsp import golden
 from sigforge.dsp.backends import c as c_backend
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.frontends.python_subset import parse_python
-from sigforge.dsp.ir import Graph, Op, describe, total_decimation
+from sigforge.dsp.ir import Graph, Op, describe, frame_multiple, has_frame_ops, total_decimation
 from sigforge.dsp.passes import PassRecord, run_passes
 from sigforge.dsp.types import DType
 from sigforge.dsp.verify import Tolerances, full_scale, tolerances_for
@@ -64,6 +64,8 @@ class IRSummary(msgspec.Struct, frozen=True, kw_only=True):
     output_samples_per_frame: int
     total_decimation: int
     nodes: list[NodeSummary]
+    output_samples_per_frame_varies: bool = False  # output_samples_per_frame is then the most per frame
+    frame_multiple: int = 1  # frame lengths that are multiples of this give every stream a fixed length
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,12 @@ class ArtifactPlan:
         tolerances: pass thresholds per output.
         graph: the optimised IR the files were generated from.
         passes: what each optimisation pass did.
+        variant: the same algorithm translated for a frame length that is NOT a multiple of the graph's
+            ``ir.frame_multiple`` (``frame_length + 1``), when the request's frame length is one and the graph is
+            purely streaming (no frame operations): verification builds and checks it too, so the variable-length
+            code path (phases carried across frames) is verified for every decimating or resampling algorithm.
+            None when the request's own frame length already varies, or nothing decimates, or frame operations
+            need whole frames.
     """
 
     name: str
@@ -89,6 +97,7 @@ class ArtifactPlan:
     tolerances: Tolerances
     graph: Graph
     passes: list[PassRecord]
+    variant: ArtifactPlan | None = None
 
 
 def _validate(request: TranslationRequest) -> DType:
@@ -172,6 +181,8 @@ def summarize(graph: Graph, request: TranslationRequest) -> IRSummary:
         output_samples_per_frame=graph.outputs[0].out.samples,
         total_decimation=total_decimation(graph),
         nodes=nodes,
+        output_samples_per_frame_varies=graph.outputs[0].out.variable,
+        frame_multiple=frame_multiple(graph),
     )
 
 
@@ -194,8 +205,22 @@ def _tolerances(input_dtype: DType) -> Tolerances:
     return tolerances_for(input_dtype)
 
 
-def translate(source: str, request: TranslationRequest) -> ArtifactPlan:
+def variant_frame_length(graph: Graph, frame_length: int) -> int | None:
+    """A frame length for which ``graph``'s streams vary (``frame_length + 1``), when ``frame_length`` is a multiple
+    of every decimation and the graph allows other lengths (no frame operations); else None."""
+    multiple = frame_multiple(graph)
+    if multiple == 1 or frame_length % multiple or has_frame_ops(graph) or frame_length + 1 > MAX_FRAME_LENGTH:
+        return None
+    return frame_length + 1
+
+
+def translate(source: str, request: TranslationRequest, *, with_variant: bool = True) -> ArtifactPlan:
     """Translate ``source`` for ``request.target``.
+
+    Args:
+        source: the algorithm.
+        request: target, dtype, frame length.
+        with_variant: also translate the variable-frame variant (``ArtifactPlan.variant``) when there is one.
 
     Raises:
         InvalidAlgorithm, InvalidInput, UnsupportedTarget: as for ``check``.
@@ -213,6 +238,10 @@ def translate(source: str, request: TranslationRequest) -> ArtifactPlan:
     def golden_model(x: npt.NDArray[np.float64]) -> list[npt.NDArray[np.float64]]:
         return golden.evaluate(frontend_graph, x)
 
+    other = variant_frame_length(graph, request.frame_length) if with_variant else None
+    variant = None
+    if other is not None:
+        variant = translate(source, msgspec.structs.replace(request, frame_length=other), with_variant=False)
     return ArtifactPlan(
         name=artifact.name,
         target=request.target,
@@ -222,4 +251,5 @@ def translate(source: str, request: TranslationRequest) -> ArtifactPlan:
         tolerances=_tolerances(in_dtype),
         graph=optimised,
         passes=log,
+        variant=variant,
     )

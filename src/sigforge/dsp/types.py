@@ -10,6 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
@@ -47,19 +48,71 @@ class DType(StrEnum):
 f32, f64, c64, c128 = DType.FLOAT32, DType.FLOAT64, DType.COMPLEX64, DType.COMPLEX128
 
 
+# One step of a stream's count function: ("ceil", a, b) maps the cumulative sample count I to ceil(I * a / b)
+# (decimation ``x[::b]``, an FIR keeping every b-th output), ("floor", a, b) to floor(I * a / b) (``upfirdn`` up a,
+# down b; a frame operation of b samples giving a).
+Stage = tuple[str, int, int]
+
+
+def then(counts: tuple[Stage, ...], mode: str, num: int, den: int) -> tuple[Stage, ...]:
+    """``counts`` followed by one more stage, normalised: identity stages are dropped and consecutive pure
+    decimations merge (``ceil(ceil(I / a) / b) == ceil(I / (a * b))``), so equal count functions built along
+    different but equivalent paths (``x[::2][::3]`` and ``x[::6]``) compare equal."""
+    if num == den:
+        return counts
+    if mode == "ceil" and num == 1 and counts and counts[-1][0] == "ceil" and counts[-1][1] == 1:
+        return (*counts[:-1], ("ceil", 1, counts[-1][2] * den))
+    return (*counts, (mode, num, den))
+
+
 @dataclass(frozen=True, slots=True)
 class StreamType:
     """The type of one IR edge.
 
+    A stream is *fixed* (every frame carries exactly ``samples`` samples) or *variable*: when the request's frame
+    length is not a multiple of a decimation before it (``x[::3]`` of 1000-sample frames gives 334, 333, 333, 334,
+    ... samples), ``samples`` is the most one frame can carry and the exact count of each frame follows from
+    ``counts``; the long-run average is the input frame length times ``rate``.
+
     Attributes:
         dtype: sample format on the edge.
-        samples: samples per frame on this edge (a positive integer; rates are fixed per frame).
+        samples: samples per frame on this edge (fixed), or the most a frame can carry (variable); >= 1 on inputs.
         rate: sample rate relative to the graph input (``Fraction(1, 4)`` after decimating by 4).
+        variable: whether the number of samples per frame varies from frame to frame.
+        counts: the count function from the graph input (``Stage`` steps, see ``then``): the cumulative samples
+            on this edge after ``I`` input samples. Two variable streams with equal ``counts`` carry the same number
+            of samples in every frame, so they may be combined sample by sample.
     """
 
     dtype: DType
     samples: int
     rate: Fraction
+    variable: bool = False
+    counts: tuple[Stage, ...] = ()
+
+    @property
+    def frame_multiple(self) -> int:
+        """The smallest input frame length for which this stream (and every one before it) is fixed: the lcm of
+        the denominators of the rates along ``counts``."""
+        rate, lcm = Fraction(1), 1
+        for _mode, num, den in self.counts:
+            rate *= Fraction(num, den)
+            lcm = lcm * rate.denominator // math.gcd(lcm, rate.denominator)
+        return lcm
+
+    def describe_count(self) -> str:
+        """Human words for the samples per frame: ``"64"`` or ``"at most 334 (varies; 1/3 of the input's)"``."""
+        if not self.variable:
+            return str(self.samples)
+        return f"at most {self.samples} (varies from frame to frame; {self.rate} of the input's on average)"
+
+
+def cumulative(counts: tuple[Stage, ...], inputs: int) -> int:
+    """Samples on a stream with count function ``counts`` after ``inputs`` graph-input samples."""
+    total = inputs
+    for mode, num, den in counts:
+        total = -(-total * num // den) if mode == "ceil" else total * num // den
+    return total
 
 
 class Rounding(StrEnum):

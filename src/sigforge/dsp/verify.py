@@ -12,7 +12,8 @@ Invariants:
       full scale) keeps a nearly silent output (a tone in a filter's stopband) from failing on rounding noise.
       ``bit_exact`` thresholds (int16, fixed point) allow no error at all. The thresholds are stated in reports.
     * Frame-boundary continuity: the error in the first ``boundary_window`` output samples after each frame
-      boundary (sample ``k * output_frame``, k >= 1) must meet the same bound; it is reported next to the error
+      boundary (sample ``k * output_frame``, k >= 1, or the given boundaries when the samples per frame vary)
+      must meet the same bound; it is reported next to the error
       elsewhere (``interior_max_abs_error``), because a state-carrying bug shows up there first.
     * Raw sample files are little-endian: float32 ``<f4``, float64 ``<f8``, complex as interleaved (re, im) pairs
       of the component type, int16 ``<i2``.
@@ -20,7 +21,9 @@ Invariants:
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -221,7 +224,14 @@ def _failure(a: Samples, problem: str) -> Metrics:
     return Metrics(int(a.size), math.inf, 0.0, math.inf, None, math.inf, False, False, problem, math.inf)
 
 
-def compare(actual: npt.ArrayLike, reference: npt.ArrayLike, tol: Tolerances, *, output_frame: int) -> Metrics:
+def compare(
+    actual: npt.ArrayLike,
+    reference: npt.ArrayLike,
+    tol: Tolerances,
+    *,
+    output_frame: int,
+    boundaries: Sequence[int] | None = None,
+) -> Metrics:
     """Compare an output stream with its golden model (real or complex).
 
     Args:
@@ -229,6 +239,8 @@ def compare(actual: npt.ArrayLike, reference: npt.ArrayLike, tol: Tolerances, *,
         reference: the golden model's output.
         tol: thresholds.
         output_frame: output samples per frame (for the frame-boundary check).
+        boundaries: where each frame after the first starts in the output, when the samples per frame vary
+            (``ir.frame_starts``); replaces the multiples of ``output_frame``.
     """
     a, r = np.asarray(actual), np.asarray(reference)
     if a.shape != r.shape:
@@ -247,8 +259,9 @@ def compare(actual: npt.ArrayLike, reference: npt.ArrayLike, tol: Tolerances, *,
     noise = float(np.sum(err * err))
     snr = None if noise == 0 or rms == 0 else 10 * math.log10(float(np.sum(power)) / noise)
     frame = max(output_frame, 1)
+    starts = list(boundaries) if boundaries is not None else list(range(frame, a.size, frame))
     mask = np.zeros(a.size, dtype=bool)
-    for start in range(frame, a.size, frame):
+    for start in starts:
         mask[start : start + tol.boundary_window] = True
     boundary = float(err[mask].max()) if mask.any() else 0.0
     interior = float(err[~mask].max()) if (~mask).any() else 0.0
@@ -257,7 +270,7 @@ def compare(actual: npt.ArrayLike, reference: npt.ArrayLike, tol: Tolerances, *,
     passed = max_abs <= bound and snr_ok and boundary_ok
     problem = None
     if not passed:
-        where = f"at sample {worst} (frame {worst // frame})"
+        where = f"at sample {worst} (frame {_frame_of(worst, frame, boundaries)})"
         problem = (
             f"max |error| {max_abs:.3g} {where} exceeds the bound {bound:.3g}"
             if max_abs > bound
@@ -266,4 +279,11 @@ def compare(actual: npt.ArrayLike, reference: npt.ArrayLike, tol: Tolerances, *,
         if not boundary_ok:
             problem += f"; error after a frame boundary {boundary:.3g} vs {interior:.3g} elsewhere"
     return Metrics(int(a.size), max_abs, rms, max_abs / (rms if rms > 0 else 1.0), snr, boundary, passed,
-                   boundary_ok, problem, interior, bound, worst, worst // frame)  # fmt: skip
+                   boundary_ok, problem, interior, bound, worst, _frame_of(worst, frame, boundaries))  # fmt: skip
+
+
+def _frame_of(sample: int, frame: int, boundaries: Sequence[int] | None) -> int:
+    """The frame an output sample belongs to."""
+    if boundaries is None:
+        return sample // frame
+    return bisect.bisect_right(list(boundaries), sample)

@@ -22,14 +22,15 @@ from sigforge.db.models import TranslationStatus
 from sigforge.db.repositories import ArtifactRepository, AuditRepository, TranslationRepository
 from sigforge.db.session import Database
 from sigforge.dsp import pipeline
-from sigforge.errors import DomainError, InvalidInput, NotFound, ToolchainError
+from sigforge.errors import DomainError, InvalidInput, NotFound, ToolchainError, ToolchainIntegrityError
 from sigforge.logging import get_logger
 from sigforge.services.context import Actor
 from sigforge.services.packaging import ARCHIVE_MEDIA_TYPE, pack
+from sigforge.services.toolchains import ToolchainRegistry
 from sigforge.services.translations import to_request
 from sigforge.services.verification import VerificationOutcome, build_and_verify
 from sigforge.settings import Settings
-from sigforge.toolchains.host import HostCompiler, find_host_cc
+from sigforge.toolchains.host import HostCompiler
 from sigforge.toolchains.runner import ProcessRunner
 
 log = get_logger(__name__)
@@ -37,26 +38,33 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class BuildEnvironment:
-    """What a build needs: the sandboxed runner, the compiler and the limits."""
+    """What a build needs: the sandboxed runner, this node's toolchain registry and the limits."""
 
     runner: ProcessRunner
-    cc: HostCompiler
+    toolchains: ToolchainRegistry
     settings: Settings
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BuildEnvironment:
+    def from_settings(cls, settings: Settings, db: Database) -> BuildEnvironment:
         runner = ProcessRunner(network=settings.sandbox.network)
-        cc = find_host_cc(settings.toolchains.host_cc or None, runner=runner)
-        return cls(runner=runner, cc=cc, settings=settings)
+        return cls(runner=runner, toolchains=ToolchainRegistry(db, settings, runner), settings=settings)
 
 
 def verify_source(
-    source: str, request: pipeline.TranslationRequest, env: BuildEnvironment, *, scratch: Path
+    source: str, request: pipeline.TranslationRequest, env: BuildEnvironment, *, scratch: Path, actor: Actor
 ) -> VerificationOutcome:
-    """Translate, build and verify in a private directory below ``scratch`` (shared by the worker and the CLI)."""
+    """Translate, build and verify in a private directory below ``scratch`` (shared by the worker and the CLI).
+
+    The algorithm is translated first (a bad one is refused without touching a toolchain); then the target's
+    toolchain is resolved from the registry, which checks its files against the signed manifest just before use.
+    """
     plan = pipeline.translate(source, request)
+    toolchain = env.toolchains.resolve(request.target, actor)
+    cc = HostCompiler(
+        str(toolchain.tool("cc")), f"{toolchain.name} {toolchain.version}: {toolchain.entry_points['cc'].version}"
+    )
     with tempfile.TemporaryDirectory(prefix="sigforge-build-", dir=scratch) as work:
-        return build_and_verify(plan, runner=env.runner, limits=env.settings.limits, workdir=Path(work), cc=env.cc)
+        return build_and_verify(plan, runner=env.runner, limits=env.settings.limits, workdir=Path(work), cc=cc)
 
 
 def _error_record(exc: DomainError) -> dict[str, Any]:
@@ -106,8 +114,8 @@ class TranslationJob:
         scratch = self.env.settings.data_path / "tmp"
         scratch.mkdir(parents=True, exist_ok=True)
         try:
-            outcome = verify_source(source, request, self.env, scratch=scratch)
-        except (InvalidInput, ToolchainError) as exc:
+            outcome = verify_source(source, request, self.env, scratch=scratch, actor=self.actor)
+        except (InvalidInput, ToolchainError, ToolchainIntegrityError) as exc:
             return self._fail(translation_id, exc)
 
         archive = pack(outcome.files, root=f"sigforge-{translation_id[:8]}")

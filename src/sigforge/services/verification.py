@@ -34,11 +34,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sigforge import __version__
+from sigforge.dsp.ir import frame_starts
 from sigforge.dsp.pipeline import ArtifactPlan
 from sigforge.dsp.report.assemble import Kept, OutputPort, VectorRuns, interface_dtype, json_safe, output_ports
 from sigforge.dsp.report.html import render_html
 from sigforge.dsp.report.plots import Plot, error_spectrum_plot, magnitude_plot, signal_plot
 from sigforge.dsp.report.trace import traceability
+from sigforge.dsp.types import DType
 from sigforge.dsp.verify import (
     DEFAULT_SEED,
     MIN_VECTOR_SAMPLES,
@@ -179,20 +181,16 @@ def build_and_verify(
     started = time.monotonic()
     in_dtype = interface_dtype((plan.interface.get("inputs") or [{}])[0].get("dtype"), "inputs[0].dtype")
     ports = output_ports(plan.interface, plan.tolerances)
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_files(plan.files, workdir)
-    # A harness left by an earlier build must never be mistaken for this one.
-    (workdir / "build" / "harness").unlink(missing_ok=True)
-    build_s = _build(plan, runner, limits, workdir, cc)
-    vectors = generate_vectors(int(plan.interface["frame_length"]), dtype=in_dtype, min_samples=MIN_VECTOR_SAMPLES)
-    runs, golden_s = VectorRuns(ports), 0.0
-    for vec in vectors:
-        t0 = time.monotonic()
-        references = list(plan.golden(vec.samples))
-        golden_s += time.monotonic() - t0
-        actuals, run_s = _run_vector(runner, limits, workdir, vec, ports)
-        runs.add(vec, actuals, references, run_s)
+    build_s, vectors, runs, golden_s = _build_and_run(plan, runner=runner, limits=limits, workdir=workdir, cc=cc,
+                                                      ports=ports, in_dtype=in_dtype)  # fmt: skip
+    variable_frames, variant_runs = _variant(plan, runner=runner, limits=limits, workdir=workdir, cc=cc,
+                                             in_dtype=in_dtype)  # fmt: skip
+    verified = runs.verified and (variant_runs is None or variant_runs.verified)
     summary = runs.summary(plan.tolerances)
+    if variant_runs is not None:
+        n = variable_frames["variant"]["frame_length"]
+        summary += (f"; frame length {n} (samples per frame vary): "
+                    f"{variant_runs.summary(plan.tolerances)}")  # fmt: skip
     t_report = time.monotonic()
     plots = _plots(plan, ports[0], runs.kept)
     vector_set = {"dtype": in_dtype.value, "frames": vectors[0].frames, "samples": int(vectors[0].samples.size),
@@ -204,7 +202,7 @@ def build_and_verify(
         "sigforge_version": __version__,
         "name": plan.name,
         "target": plan.target,
-        "verified": runs.verified,
+        "verified": verified,
         "max_abs_error": runs.worst,
         "summary": summary,
         "interface": plan.interface,
@@ -213,6 +211,7 @@ def build_and_verify(
         "passes": [{"name": p.name, "nodes_before": p.nodes_before, "nodes_after": p.nodes_after} for p in plan.passes],
         "vectors": runs.rows,
         "vector_set": vector_set,
+        "variable_frames": variable_frames,
         "outputs": runs.outputs_report(),
         "failures": runs.failures,
         "traceability": traceability(plan.files),
@@ -227,4 +226,65 @@ def build_and_verify(
     files["report.html"] = render_html(report, plots).encode()
     files.update({p.file: p.svg.encode() for p in plots})
     files["MANIFEST.sha256"] = manifest(files)
-    return VerificationOutcome(runs.verified, files, report, runs.worst, summary)
+    worst = max(runs.worst, variant_runs.worst if variant_runs is not None else 0.0)
+    return VerificationOutcome(verified, files, report, worst, summary)
+
+
+def _build_and_run(plan: ArtifactPlan, *, runner: ProcessRunner, limits: LimitSettings, workdir: Path,
+                   cc: HostCompiler, ports: list[OutputPort],
+                   in_dtype: DType) -> tuple[float, list[TestVector], VectorRuns, float]:  # fmt: skip
+    """Build ``plan`` in ``workdir`` and compare every output on every vector: (build s, vectors, runs, golden s).
+
+    Outputs whose samples per frame vary are checked at the frame boundaries the graph's count function gives."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_files(plan.files, workdir)
+    # A harness left by an earlier build must never be mistaken for this one.
+    (workdir / "build" / "harness").unlink(missing_ok=True)
+    build_s = _build(plan, runner, limits, workdir, cc)
+    frame_length = int(plan.interface["frame_length"])
+    vectors = generate_vectors(frame_length, dtype=in_dtype, min_samples=MIN_VECTOR_SAMPLES)
+    streams = [o.out for o in plan.graph.outputs]
+    runs, golden_s = VectorRuns(ports), 0.0
+    for vec in vectors:
+        t0 = time.monotonic()
+        references = list(plan.golden(vec.samples))
+        golden_s += time.monotonic() - t0
+        actuals, run_s = _run_vector(runner, limits, workdir, vec, ports)
+        bounds: list[list[int] | None] | None = None
+        if len(streams) == len(ports):
+            bounds = [frame_starts(s, frame_length, vec.frames) if s.variable else None for s in streams]
+        runs.add(vec, actuals, references, run_s, bounds)
+    return build_s, vectors, runs, golden_s
+
+
+def _variant(plan: ArtifactPlan, *, runner: ProcessRunner, limits: LimitSettings, workdir: Path, cc: HostCompiler,
+             in_dtype: DType) -> tuple[dict[str, Any], VectorRuns | None]:  # fmt: skip
+    """Verify ``plan.variant`` (the algorithm at a frame length its decimation does not divide) in its own build
+    directory; the report's ``variable_frames`` section says what was run and why."""
+    frame_length = int(plan.interface["frame_length"])
+    varies = any(o.out.variable for o in plan.graph.outputs)
+    section: dict[str, Any] = {"frame_length": frame_length, "frame_multiple": plan.interface.get("frame_multiple", 1),
+                               "samples_per_frame_vary": varies, "variant": None}  # fmt: skip
+    if plan.variant is None:
+        section["note"] = (
+            "the requested frame length already gives varying samples per frame" if varies else
+            "no variant: nothing decimates or resamples, or frame operations need whole frames"
+        )  # fmt: skip
+        return section, None
+    v = plan.variant
+    ports = output_ports(v.interface, v.tolerances)
+    where = workdir / "variable_frames"
+    build_s, _vectors, runs, _golden_s = _build_and_run(v, runner=runner, limits=limits, ports=ports, cc=cc,
+                                                        workdir=where, in_dtype=in_dtype)  # fmt: skip
+    section["variant"] = {
+        "frame_length": int(v.interface["frame_length"]),
+        "why": "the requested frame length is a multiple of every decimation; this run checks the code for frame "
+               "lengths that are not (the decimation phase carried across frames)",
+        "verified": runs.verified,
+        "summary": runs.summary(v.tolerances),
+        "build_s": build_s,
+        "vectors": runs.rows,
+        "outputs": runs.outputs_report(),
+        "failures": runs.failures,
+    }  # fmt: skip
+    return section, runs

@@ -23,6 +23,7 @@ from litestar.status_codes import (
 from litestar.types import ExceptionHandlersMap
 
 from sigforge.errors import (
+    BundleRejected,
     Conflict,
     DomainError,
     IntegrityError,
@@ -33,6 +34,7 @@ from sigforge.errors import (
     SchemaMismatch,
     ServiceUnavailable,
     ToolchainError,
+    ToolchainIntegrityError,
     UnsupportedTarget,
 )
 from sigforge.logging import get_logger
@@ -49,9 +51,11 @@ STATUS_FOR: tuple[tuple[type[DomainError], int, str], ...] = (
     (InvalidAlgorithm, HTTP_422_UNPROCESSABLE_ENTITY, "Invalid algorithm"),
     (UnsupportedTarget, HTTP_422_UNPROCESSABLE_ENTITY, "Unsupported target"),
     (InvalidInput, HTTP_422_UNPROCESSABLE_ENTITY, "Invalid input"),
+    (BundleRejected, HTTP_422_UNPROCESSABLE_ENTITY, "Bundle rejected"),
     (SchemaMismatch, HTTP_503_SERVICE_UNAVAILABLE, "Database schema mismatch"),
     (ServiceUnavailable, HTTP_503_SERVICE_UNAVAILABLE, "Service unavailable"),
     (ToolchainError, HTTP_503_SERVICE_UNAVAILABLE, "Toolchain unavailable"),
+    (ToolchainIntegrityError, HTTP_503_SERVICE_UNAVAILABLE, "Toolchain failed its integrity check"),
     (IntegrityError, HTTP_500_INTERNAL_SERVER_ERROR, "Integrity error"),
     (InvalidSettings, HTTP_500_INTERNAL_SERVER_ERROR, "Invalid settings"),
 )

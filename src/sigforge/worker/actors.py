@@ -42,7 +42,7 @@ class WorkerRuntime:
     @property
     def env(self) -> BuildEnvironment:
         if self._env is None:
-            self._env = BuildEnvironment.from_settings(self.settings)
+            self._env = BuildEnvironment.from_settings(self.settings, self.db)
         return self._env
 
 

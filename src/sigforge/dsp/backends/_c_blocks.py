@@ -38,6 +38,7 @@ from sigforge.dsp.blocks.elementwise import MapParams
 from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.gain import GainParams
 from sigforge.dsp.blocks.iir import IirParams
+from sigforge.dsp.blocks.upfirdn import UpfirdnParams
 from sigforge.dsp.ir import Graph, Node, Op, describe
 from sigforge.dsp.types import DType
 
@@ -78,34 +79,45 @@ def block_size(dtype: DType) -> int:
     return 32 if dtype is DType.FLOAT64 else 64
 
 
-def fir_kernel(nid: str, t: str, tag: str, *, taps: int, n_out: int, x_at: str, blk: int) -> str:
+def fir_kernel(nid: str, t: str, tag: str, *, taps: int, n_out: int | None, x_at: str, blk: int) -> str:
     """The register-blocked FIR function of node ``nid``.
 
     ``y[k] = sum_i taps[i] * x[X(i) + k]`` with ``X(i)`` the C expression ``x_at`` (``H - i`` for a plain FIR,
     the phase offset table for a polyphase one). Outputs go in blocks of ``blk`` accumulators that stay in
     registers while the taps loop runs, then one tail block of the constant remainder; each output still sums
-    its taps in order 0..L-1.
+    its taps in order 0..L-1. ``n_out`` None (a variable-length stream): the function takes the count ``n`` at run
+    time, runs the same full blocks and then one tail block of ``n % blk`` outputs.
     """
-    full, rest = n_out // blk * blk, n_out % blk
-    lines = [
-        f"/* {nid}: FIR kernel, {blk} outputs per register block, taps outer, each output sums taps in order{tag} */",
-        f"static void {nid}_fir(const {t} *restrict x, {t} *restrict y)",
-        "{",
-        "    size_t i, k, m;",
-    ]
-    blocks = [(f"for (k = 0; k < {full}; k += {blk})", blk)] if full else []
-    blocks += [(f"for (k = {full}; k < {n_out}; k += {rest})", rest)] if rest else []
-    for head, size in blocks:
+    if n_out is None:
+        full_head, tail = f"for (k = 0; k + {blk} <= n; k += {blk})", [("if (k < n)", "n - k")]
+        lines = [
+            f"/* {nid}: FIR kernel, {blk} outputs per register block, taps outer, each output sums taps in order; "
+            f"n outputs (they vary from frame to frame){tag} */",
+            f"static void {nid}_fir(const {t} *restrict x, {t} *restrict y, size_t n)",
+        ]
+        blocks = [(full_head, str(blk), str(blk)), *((h, f"{blk}", r) for h, r in tail)]
+    else:
+        full, rest = n_out // blk * blk, n_out % blk
+        lines = [
+            f"/* {nid}: FIR kernel, {blk} outputs per register block, taps outer, each output sums taps in order"
+            f"{tag} */",
+            f"static void {nid}_fir(const {t} *restrict x, {t} *restrict y)",
+        ]
+        blocks = [(f"for (k = 0; k < {full}; k += {blk})", str(blk), str(blk))] if full else []
+        blocks += [(f"for (k = {full}; k < {n_out}; k += {rest})", str(rest), str(rest))] if rest else []
+    lines += ["{", "    size_t i, k, m;"]
+    for head, size, used in blocks:
         lines += [
-            f"    {head} {{ /* {size} outputs in registers{tag} */",
+            f"    {head} {{ /* {used} outputs in registers{tag} */",
+            *([f"        const size_t r = {used};"] if used != size else []),
             f"        {t} acc[{size}];",
-            f"        for (m = 0; m < {size}; m++) acc[m] = 0;",
+            f"        for (m = 0; m < {used if used == size else 'r'}; m++) acc[m] = 0;",
             f"        for (i = 0; i < {taps}; i++) {{ /* one tap over the block{tag} */",
             f"            const {t} h = {nid}_taps[i];",
             f"            const {t} *xp = &x[{x_at} + k];",
-            f"            for (m = 0; m < {size}; m++) acc[m] += h * xp[m];",
+            f"            for (m = 0; m < {used if used == size else 'r'}; m++) acc[m] += h * xp[m];",
             "        }",
-            f"        for (m = 0; m < {size}; m++) y[k + m] = acc[m];",
+            f"        for (m = 0; m < {used if used == size else 'r'}; m++) y[k + m] = acc[m];",
             "    }",
         ]
     return "\n".join([*lines, "}", ""])
@@ -142,16 +154,42 @@ class Emitter:
         self.state.append(f"    {self.t} {node.id}_out[{lanes(node) * node.out.samples}];")
         return f"s->{node.id}_out"
 
+    def count(self, node_id: str) -> str:
+        """C expression of the samples ``node_id`` carries in this frame: a constant for a fixed stream; for a
+        variable one the local ``n_<id>`` of the node that decides it (decimation, polyphase FIR, upfirdn), which
+        ``process`` computes before its first use (elementwise nodes, IIRs, delays, gains and ports keep their
+        input's count)."""
+        node = self.g.node(node_id)
+        if not node.out.variable:
+            return str(node.out.samples)
+        p = node.params
+        if isinstance(p, (DecimateParams, UpfirdnParams)) or (isinstance(p, FirParams) and p.decimation > 1):
+            return f"n_{node_id}"
+        return self.count(node.inputs[0])
+
+    def scalars(self, node_id: str) -> str:
+        """C expression of the scalars (``lanes`` x samples) ``node_id`` carries in this frame."""
+        node, n = self.g.node(node_id), self.count(node_id)
+        if not node.out.variable:
+            return str(lanes(node) * node.out.samples)
+        return n if lanes(node) == 1 else f"2 * {n}"
+
     def src(self, node_id: str) -> str:
         if self.g.node(node_id).op is Op.INPUT:
             return "in"
         return self._to_output(node_id) or f"s->{node_id}_out"
 
     def fir(self, node: Node, p: FirParams) -> None:
+        """FIR, polyphase when ``decimation > 1``. On a variable-length output the decimation phase ``P`` (the
+        frame index of the next kept output) is state: the phases are split from ``P`` on, the kernel computes the
+        ``n`` kept outputs, and ``P`` becomes ``P + n * D - n_in``. With a fixed output ``P`` is always 0 and the
+        code is the constant-size one."""
         t, nid, tag, ln = self.t, node.id, src_tag(node), lanes(node)
-        n_in = self.g.node(node.inputs[0]).out.samples
+        n_in = self.g.node(node.inputs[0]).out.samples  # the most per frame when the input is variable
         n_out, length, d = node.out.samples, len(p.taps), p.decimation
+        variable, phased = node.out.variable, node.out.variable and d > 1
         src, dst = self.src(node.inputs[0]), self.dest(node)
+        cin, cout = self.scalars(node.inputs[0]), self.count(node.id)
         self.tables.append(table(t, f"{nid}_taps", [sample_lit(v, self.dtype) for v in p.taps]))
         history = length - 1
         if d > 1:
@@ -161,26 +199,43 @@ class Emitter:
             xs, x_at = f"s->{nid}_ph", f"{nid}_off[i]"
         else:
             xs, x_at = f"s->{nid}_buf", f"{history} - i" if ln == 1 else f"{ln} * ({history} - i)"
-        kernel = fir_kernel(nid, t, tag, taps=length, n_out=ln * n_out, x_at=x_at, blk=block_size(self.dtype))
+        kernel = fir_kernel(nid, t, tag, taps=length, n_out=None if variable else ln * n_out, x_at=x_at,
+                            blk=block_size(self.dtype))  # fmt: skip
         self.tables.append(kernel)  # complex: the same kernel over interleaved (re, im) scalars, taps 2 apart
         b = self.body
-        b.append(f"    /* {nid}: {describe(node)}{', complex (re, im interleaved)' if ln == 2 else ''}{tag} */")
-        b.append(f"    memcpy(&s->{nid}_buf[{ln * history}], {src}, sizeof({t}) * {ln * n_in});")
+        b.append(f"    /* {nid}: {describe(node)}{', complex (re, im interleaved)' if ln == 2 else ''}"
+                 f"{', samples per frame vary: phase carried across frames' if phased else ''}{tag} */")  # fmt: skip
+        b.append(f"    memcpy(&s->{nid}_buf[{ln * history}], {src}, sizeof({t}) * {cin});")
+        base = ""
+        if phased:
+            n_src = self.count(node.inputs[0])
+            b.append(f"    const size_t p_{nid} = s->{nid}_phase; /* frame index of the next kept output{tag} */")
+            b.append(f"    const size_t {cout} = {n_src} > p_{nid} ? ({n_src} - p_{nid} + {d - 1}) / {d} : 0;")
+            base, rows = f"p_{nid} + ", f"{-(-length // d)} + {cout}"
+        elif d > 1:
+            rows = str(per_phase)
         if d > 1:
-            b.append(f"    for (t = 0; t < {d}; t++) /* split history + frame into {d} phases{tag} */")
+            b.append(f"    for (t = 0; t < {d}; t++) {{ /* split history + frame into {d} phases{tag} */")
             for c in range(ln):
-                b.append(f"        for (m = 0; m < {per_phase}; m++) s->{nid}_ph[{ln} * (t * {per_phase} + m) + {c}] = "
-                         f"s->{nid}_buf[{ln} * (m * {d} + t) + {c}];")  # fmt: skip
-        b.append(f"    {nid}_fir({xs}, {dst});")
+                b.append(f"        for (m = 0; m < {rows}; m++) s->{nid}_ph[{ln} * (t * {per_phase} + m) + {c}] = "
+                         f"s->{nid}_buf[{ln} * ({base}m * {d} + t) + {c}];")  # fmt: skip
+            b.append("    }")
+        count_arg = "" if not variable else f", {ln} * {cout}" if ln == 2 else f", {cout}"
+        b.append(f"    {nid}_fir({xs}, {dst}{count_arg});")
         if history:
-            b.append(f"    memmove(s->{nid}_buf, &s->{nid}_buf[{ln * n_in}], sizeof({t}) * {ln * history});")
-        self.state.append(f"    {t} {nid}_buf[{ln * (history + n_in)}]; /* {history} past samples + one frame */")
+            b.append(f"    memmove(s->{nid}_buf, &s->{nid}_buf[{cin}], sizeof({t}) * {ln * history});")
+        if phased:
+            b.append(f"    s->{nid}_phase = p_{nid} + {cout} * {d} - {self.count(node.inputs[0])};")
+            self.state.append(f"    size_t {nid}_phase; /* index in the next frame of its first kept output */")
+        slack = d if phased else 0  # the phase split may read up to D - 1 samples past the frame (never used)
+        self.state.append(f"    {t} {nid}_buf[{ln * (history + n_in + slack)}]; /* {history} past samples + one "
+                          "frame */")  # fmt: skip
 
     def iir(self, node: Node, p: IirParams) -> None:
         if lanes(node) == 2:
             self.iir_complex(node, p)
             return
-        nid, n, sections, tag = node.id, node.out.samples, len(p.sections), src_tag(node)
+        nid, n, sections, tag = node.id, self.count(node.id), len(p.sections), src_tag(node)
         src, dst = self.src(node.inputs[0]), self.dest(node)
         self._sos_table(nid, p)
         self.state.append(f"    double {nid}_z[{sections}][2]; /* transposed DF-II state per section */")
@@ -232,7 +287,7 @@ class Emitter:
 
     def iir_complex(self, node: Node, p: IirParams) -> None:
         """Real-coefficient IIR on a complex stream: two independent recursions (re, im) in one loop."""
-        nid, n, sections, tag = node.id, node.out.samples, len(p.sections), src_tag(node)
+        nid, n, sections, tag = node.id, self.count(node.id), len(p.sections), src_tag(node)
         src, dst = self.src(node.inputs[0]), self.dest(node)
         self._sos_table(nid, p)
         self.state.append(
@@ -258,6 +313,21 @@ class Emitter:
         nid, ln, t, n = node.id, lanes(node), self.t, node.out.samples
         src, dst, keep = self.src(node.inputs[0]), self.dest(node), lanes(node) * p.count
         self.state.append(f"    {t} {nid}_past[{keep}]; /* the last {p.count} sample(s), zero after reset */")
+        if node.out.variable:  # a frame may bring fewer than `count` samples (even none)
+            c = self.scalars(node.id)
+            self.body += [
+                f"    /* {nid}: {describe(node)}, samples per frame vary{src_tag(node)} */",
+                f"    if ({c} >= {keep}) {{",
+                f"        memcpy({dst}, s->{nid}_past, sizeof({t}) * {keep});",
+                f"        memcpy(&{dst}[{keep}], {src}, sizeof({t}) * ({c} - {keep}));",
+                f"        memcpy(s->{nid}_past, &{src}[{c} - {keep}], sizeof({t}) * {keep});",
+                "    } else { /* output the oldest kept samples, shift, keep the new ones at the end */",
+                f"        memcpy({dst}, s->{nid}_past, sizeof({t}) * {c});",
+                f"        memmove(s->{nid}_past, &s->{nid}_past[{c}], sizeof({t}) * ({keep} - {c}));",
+                f"        memcpy(&s->{nid}_past[{keep} - {c}], {src}, sizeof({t}) * {c});",
+                "    }",
+            ]
+            return
         self.body += [
             f"    /* {nid}: {describe(node)}{src_tag(node)} */",
             f"    memcpy({dst}, s->{nid}_past, sizeof({t}) * {keep});",
@@ -268,12 +338,15 @@ class Emitter:
     def simple(self, node: Node) -> None:
         srcs = [self.src(i) for i in node.inputs]
         dst = self.out_ptr[node.id] if node.op is Op.OUTPUT else self.dest(node)
-        p, n, t, ln, tag = node.params, node.out.samples, self.t, lanes(node), src_tag(node)
+        p, n, t, ln, tag = node.params, self.count(node.id), self.t, lanes(node), src_tag(node)
         self.body.append(f"    /* {node.id}: {describe(node)}{tag} */")
         if isinstance(p, GainParams):  # a real gain scales re and im alike
             self.body.append(
-                f"    for (k = 0; k < {ln * n}; k++) {dst}[k] = {sample_lit(p.gain, self.dtype)} * {srcs[0]}[k];"
+                f"    for (k = 0; k < {self.scalars(node.id)}; k++) {dst}[k] = {sample_lit(p.gain, self.dtype)} * "
+                f"{srcs[0]}[k];"
             )
+        elif isinstance(p, DecimateParams) and node.out.variable:
+            self.decimate_phased(node, p, srcs[0], dst)
         elif isinstance(p, DecimateParams) and ln == 1:
             self.body.append(f"    for (k = 0; k < {n}; k++) {dst}[k] = {srcs[0]}[k * {p.factor}];")
         elif isinstance(p, DecimateParams):
@@ -293,7 +366,28 @@ class Emitter:
             self.body += [f"        {line}" for line in [*code.lines, *stores]]
             self.body.append("    }")
         else:  # output port reading the input or a shared buffer
-            self.body.append(f"    memcpy({self.out_ptr[node.id]}, {srcs[0]}, sizeof({t}) * {ln * n});")
+            self.body.append(f"    memcpy({self.out_ptr[node.id]}, {srcs[0]}, sizeof({t}) * {self.scalars(node.id)});")
+
+    def decimate_phased(self, node: Node, p: DecimateParams, src: str, dst: str) -> None:
+        """``x[::M]`` on frames the factor does not divide: the phase ``P`` (index in this frame of the next kept
+        sample) is state; the frame keeps ``ceil((n_in - P) / M)`` samples and ``P`` becomes ``P + n * M - n_in``."""
+        nid, m, ln, tag = node.id, p.factor, lanes(node), src_tag(node)
+        n_in, n = self.count(node.inputs[0]), self.count(node.id)
+        self.state.append(f"    size_t {nid}_phase; /* index in the next frame of its first kept sample */")
+        self.body += [
+            f"    const size_t p_{nid} = s->{nid}_phase; /* samples per frame vary: phase carried{tag} */",
+            f"    const size_t {n} = {n_in} > p_{nid} ? ({n_in} - p_{nid} + {m - 1}) / {m} : 0;",
+        ]
+        if ln == 1:
+            self.body.append(f"    for (k = 0; k < {n}; k++) {dst}[k] = {src}[p_{nid} + k * {m}];")
+        else:
+            self.body += [
+                f"    for (k = 0; k < {n}; k++) {{ /* keep (re, im) pairs{tag} */",
+                f"        {dst}[2 * k] = {src}[2 * (p_{nid} + k * {m})];",
+                f"        {dst}[2 * k + 1] = {src}[2 * (p_{nid} + k * {m}) + 1];",
+                "    }",
+            ]
+        self.body.append(f"    s->{nid}_phase = p_{nid} + {n} * {m} - {n_in};")
 
     def emit(self) -> None:
         for node in self.g.nodes:

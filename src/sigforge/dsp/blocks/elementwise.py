@@ -6,9 +6,10 @@ one-operation maps; the ``fuse_elementwise`` pass composes chains of them into o
 one loop per chain.
 
 Rate rule: every input has the same samples per frame and rate, and the same precision (float32/complex64 or
-float64/complex128); inputs may be real or complex. Every input index below the arity is used, constants are
-finite and a tree has at most ``MAX_EXPR_NODES`` nodes. Maps are stateless, so frame-by-frame equals whole-signal
-trivially.
+float64/complex128); inputs may be real or complex. Variable-length inputs (``types.StreamType``) must also have
+the same count function, so every frame brings the same number of samples of each (``x[::3] + y[::3]``).
+Every input index below the arity is used, constants are finite and a tree has at most ``MAX_EXPR_NODES`` nodes.
+Maps are stateless, so frame-by-frame equals whole-signal trivially.
 
 Type rule (``expr_is_complex``), NumPy's: ``add sub mul neg`` are complex when any operand is (a real operand is
 promoted to complex, imaginary part 0); ``conj`` keeps the kind; ``abs real imag angle`` give real values;
@@ -24,14 +25,26 @@ from __future__ import annotations
 
 import cmath
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from sigforge.dsp.blocks import RuleError
-from sigforge.dsp.types import DType, StreamType
+from sigforge.dsp.fixed import (
+    CORDIC_ITERATIONS,
+    FixedPointError,
+    IntArray,
+    UnsupportedFixedOp,
+    cordic_angle,
+    ints,
+    mul,
+    requantize,
+    shift_round,
+    sqrt_round,
+)
+from sigforge.dsp.types import DType, FixedType, Overflow, Rounding, StreamType, overflow_raw, quantize
 
 FloatArray = npt.NDArray[np.float64]
 Expr = tuple[Any, ...]
@@ -130,12 +143,14 @@ def infer(params: MapParams, inputs: Sequence[StreamType]) -> StreamType:
     if not first.dtype.is_float:
         raise RuleError(f"elementwise operations need float or complex streams, got {first.dtype}")
     for other in inputs[1:]:
-        if (other.samples, other.rate) != (first.samples, first.rate) or precision(other.dtype) != precision(
-            first.dtype
-        ):
+        if (other.samples, other.rate, other.variable) != (first.samples, first.rate, first.variable) or precision(
+            other.dtype
+        ) != precision(first.dtype):
             raise RuleError(f"elementwise operands differ in precision or rate: {first} vs {other}")
+        if first.variable and other.counts != first.counts:
+            raise RuleError(f"elementwise operands carry different numbers of samples per frame: {first} vs {other}")
     kinds = [s.dtype.is_complex for s in inputs]
-    return StreamType(with_kind(first.dtype, expr_is_complex(params.expr, kinds)), first.samples, first.rate)
+    return replace(first, dtype=with_kind(first.dtype, expr_is_complex(params.expr, kinds)))
 
 
 def precision(dtype: DType) -> int:
@@ -199,3 +214,141 @@ class Streamer:
     def process(self, *frames: npt.ArrayLike) -> FloatArray:
         """Map one frame of each input."""
         return reference(self._params, *frames)
+
+
+# --- bit-exact fixed point ---------------------------------------------------------------------------------------
+
+RawSignal = IntArray | tuple[IntArray, IntArray]  # a real raw signal, or a complex one as (re, im)
+_Value = tuple[IntArray, IntArray | None, int]  # re, im (None: real), fractional bits of the exact value
+
+# Ops with no fixed-point golden model, and why (refused before any arithmetic with UnsupportedFixedOp).
+FIXED_UNSUPPORTED = {
+    "exp": "a transcendental function; use a lookup table or a float stream",
+    "log10": "a transcendental function with a pole at 0; use a lookup table or a float stream",
+}
+
+
+def reference_fixed(
+    params: MapParams,
+    *xs: RawSignal,
+    types: Sequence[FixedType],
+    out: FixedType,
+    rounding: Rounding = Rounding.CONVERGENT,
+    overflow: Overflow = Overflow.SATURATE,
+    iterations: int = CORDIC_ITERATIONS,
+) -> RawSignal:
+    """Bit-exact fixed-point golden model (stateless: frame by frame is the same function on each frame).
+
+    Input ``i`` holds raw integers of ``types[i]`` (a complex input is a ``(re, im)`` pair). Every operation is
+    computed exactly and its result is converted to ``out`` (rounding shift, then ``overflow``), like a single
+    fixed-point "fimath" for the whole tree; constants are quantised to ``out`` (convergent, saturate):
+
+    * ``add sub maximum minimum clip``: operands aligned to the larger fraction length (exact left shift);
+    * ``mul``: exact product (fraction lengths add); complex ``(ar*br - ai*bi, ar*bi + ai*br)`` summed exactly;
+    * ``neg abs conj real imag``: exact (``-min`` saturates or wraps in ``out``); complex ``abs`` is
+      ``sqrt(re**2 + im**2)`` and ``sqrt`` of a real, both by exact integer square root (``fixed.sqrt_round``:
+      correctly rounded, no double rounding; a negative operand of ``sqrt`` raises ``FixedPointError``);
+    * ``sign``: -1, 0 or 1 converted to ``out``;
+    * ``angle``: integer CORDIC (``fixed.cordic_angle``, ``iterations`` micro-rotations) straight to ``out``;
+    * ``exp log10``: refused with ``UnsupportedFixedOp`` (see ``FIXED_UNSUPPORTED``).
+
+    Returns:
+        Raw integers of ``out``; a ``(re, im)`` pair when the expression is complex.
+
+    Raises:
+        UnsupportedFixedOp: the expression uses an op listed in ``FIXED_UNSUPPORTED``.
+        FixedPointError: input count/type mismatch, or an intermediate over 62 bits.
+    """
+    for node in walk(params.expr):
+        if node[0] in FIXED_UNSUPPORTED:
+            raise UnsupportedFixedOp(node[0], FIXED_UNSUPPORTED[node[0]])
+    if len(xs) != len(types) or len(xs) != arity(params.expr):
+        raise FixedPointError(f"map reads {arity(params.expr)} inputs; got {len(xs)} signals, {len(types)} types")
+    values: list[_Value] = []
+    for x, t in zip(xs, types, strict=True):
+        re, im = (ints(x[0]), ints(x[1])) if isinstance(x, tuple) else (ints(x), None)
+        values.append((re.reshape(-1), None if im is None else im.reshape(-1), t.frac))
+    ctx = _Fimath(values[0][0].size if values else 0, out, rounding, overflow, iterations)
+    re, im, _ = _fixed_eval(params.expr, values, ctx)
+    return re if im is None else (re, im)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fimath:
+    n: int  # samples (constants are broadcast to this length)
+    out: FixedType
+    rounding: Rounding
+    overflow: Overflow
+    iterations: int
+
+
+def _fixed_eval(expr: Expr, args: list[_Value], ctx: _Fimath) -> _Value:
+    head = expr[0]
+    n, out, rnd, ovf = ctx.n, ctx.out, ctx.rounding, ctx.overflow
+    if head == "in":
+        return args[expr[1]]
+    if head == "const":
+        c = complex(expr[1])
+        re = np.full(n, quantize([c.real], out, Rounding.CONVERGENT, Overflow.SATURATE)[0], dtype=np.int64)
+        im = np.full(n, quantize([c.imag], out, Rounding.CONVERGENT, Overflow.SATURATE)[0], dtype=np.int64)
+        return re, (im if isinstance(expr[1], complex) else None), out.frac
+    ops = [_fixed_eval(a, args, ctx) for a in expr[1:]]
+    if head == "angle":
+        z = cordic_angle(ops[0][0], _imag(ops[0]), out=out, rounding=rnd, overflow=ovf, iterations=ctx.iterations)
+        return z, None, out.frac
+    if head == "sqrt" or (head == "abs" and ops[0][1] is not None):
+        a_re, a_im, f = ops[0]
+        power, frac = (a_re, f) if a_im is None else (mul(a_re, a_re, "abs") + mul(a_im, a_im, "abs"), 2 * f)
+        return overflow_raw(sqrt_round(power, frac, out.frac, rnd), out, ovf), None, out.frac
+    e_re, e_im, e_frac = _exact(head, ops)
+    q_im = None if e_im is None else requantize(e_im, e_frac, out, rnd, ovf)
+    return requantize(e_re, e_frac, out, rnd, ovf), q_im, out.frac
+
+
+def _imag(v: _Value) -> IntArray:
+    return v[1] if v[1] is not None else np.zeros_like(v[0])
+
+
+def _align(ops: list[_Value]) -> tuple[list[_Value], int]:
+    """The operands at their largest fraction length (exact left shifts)."""
+    f = max(o[2] for o in ops)
+    moved = [
+        (shift_round(re, o - f, Rounding.FLOOR), None if im is None else shift_round(im, o - f, Rounding.FLOOR), f)
+        for re, im, o in ops
+    ]
+    return moved, f
+
+
+def _exact(head: str, ops: list[_Value]) -> tuple[IntArray, IntArray | None, int]:
+    """The exact value of a linear or piecewise-linear op (before conversion to ``out``)."""
+    if head == "mul":
+        (ar, ai, fa), (br, bi, fb) = ops
+        if ai is None and bi is None:
+            return mul(ar, br), None, fa + fb
+        ai_, bi_ = _imag(ops[0]), _imag(ops[1])
+        if ai is None or bi is None:  # real times complex: no cross terms to add
+            return mul(ar, br), (mul(ar, bi_) if ai is None else mul(ai_, br)), fa + fb
+        return mul(ar, br) - mul(ai_, bi_), mul(ar, bi_) + mul(ai_, br), fa + fb
+    if head in ("add", "sub", "maximum", "minimum", "clip"):
+        (aligned, f) = _align(ops)
+        complex_ = any(o[1] is not None for o in aligned)
+        parts = [[o[0] for o in aligned], [_imag(o) for o in aligned] if complex_ else None]
+        fn: dict[str, Callable[..., IntArray]] = {
+            "add": np.add, "sub": np.subtract, "maximum": np.maximum, "minimum": np.minimum,
+            "clip": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+        }  # fmt: skip
+        res = [None if p is None else np.asarray(fn[head](*p), dtype=np.int64) for p in parts]
+        assert res[0] is not None
+        return res[0], res[1], f
+    re, im, f = ops[0]
+    unary: dict[str, Callable[[], tuple[IntArray, IntArray | None, int]]] = {
+        "neg": lambda: (-re, None if im is None else -im, f),
+        "conj": lambda: (re, None if im is None else -im, f),
+        "abs": lambda: (np.abs(re), None, f),  # a real operand (complex abs is a square root)
+        "sign": lambda: (np.sign(re).astype(np.int64), None, 0),
+        "real": lambda: (re, None, f),
+        "imag": lambda: (_imag(ops[0]), None, f),
+    }
+    if head in unary:
+        return unary[head]()
+    raise UnsupportedFixedOp(head, "no fixed-point rule")  # pragma: no cover - every OPS entry is handled above

@@ -4,8 +4,9 @@
 ``scipy.signal.lfilter(taps, 1.0, x)``; with ``decimation == M`` it is that followed by ``[::M]``, computed
 without the dropped outputs.
 
-Rate rule: the input's samples per frame must be a multiple of ``decimation``; the output has
-``samples // decimation`` samples per frame and ``rate / decimation``. Taps are real and finite; a complex
+Rate rule: ``decimate.decimated``'s: a fixed input with samples per frame a multiple of ``decimation`` gives
+``samples // decimation`` per frame, anything else a variable stream of at most ``ceil(samples / decimation)``
+(the phase is carried across frames); the rate is ``rate / decimation``. Taps are real and finite; a complex
 stream is filtered as its real and imaginary parts (the golden model convolves the complex128 signal).
 """
 
@@ -14,14 +15,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from sigforge.dsp.blocks import RuleError
+from sigforge.dsp.blocks.decimate import decimated
 from sigforge.dsp.blocks.elementwise import wide
+from sigforge.dsp.fixed import IntArray, ints, requantize
 from sigforge.dsp.types import FixedType, Overflow, Rounding, StreamType, overflow_raw, quantize
 
 FloatArray = npt.NDArray[np.float64]
@@ -53,9 +55,7 @@ def infer(params: FirParams, inputs: Sequence[StreamType]) -> StreamType:
     if params.decimation < 1:
         raise RuleError(f"fir decimation must be >= 1, got {params.decimation}")
     (src,) = inputs
-    if src.samples % params.decimation:
-        raise RuleError(f"fir input has {src.samples} samples per frame, not a multiple of {params.decimation}")
-    return StreamType(src.dtype, src.samples // params.decimation, src.rate / Fraction(params.decimation))
+    return decimated(src, params.decimation)
 
 
 def reference(params: FirParams, x: npt.ArrayLike) -> FloatArray:
@@ -133,18 +133,42 @@ def reference_fixed(
         if tap and i < xs.size:
             sums[i:] += np.int64(tap) * xs[: xs.size - i]
     sums = overflow_raw(sums, acc, Overflow.WRAP)[:: params.decimation]
-    shift = acc.frac - out.frac
-    if shift > 0:
-        if rounding is Rounding.FLOOR:
-            shifted = sums >> shift
-        else:
-            half = np.int64(1) << (shift - 1)
-            floor = sums >> shift
-            rem = sums - (floor << shift)
-            up = rem > half
-            # NEAREST: ties away from zero (a negative tie stays at floor); CONVERGENT: ties to even.
-            tie_up = (rem == half) & ((sums >= 0) if rounding is Rounding.NEAREST else ((floor & 1) == 1))
-            shifted = floor + (up | tie_up).astype(np.int64)
-    else:
-        shifted = sums << (-shift)
-    return overflow_raw(shifted, out, overflow)
+    return requantize(sums, acc.frac, out, rounding, overflow)
+
+
+class FixedStreamer:
+    """Frame-by-frame ``reference_fixed``: carries the last ``len(taps) - 1`` raw inputs and the decimation phase.
+
+    Frames may have any length; the concatenated outputs equal ``reference_fixed`` on the whole signal.
+    """
+
+    def __init__(
+        self,
+        params: FirParams,
+        *,
+        coef: FixedType,
+        acc: FixedType,
+        out: FixedType,
+        rounding: Rounding = Rounding.CONVERGENT,
+        overflow: Overflow = Overflow.SATURATE,
+    ) -> None:
+        self._plain = FirParams(params.taps, 1)
+        self._decimation = params.decimation
+        self._kw: dict[str, Any] = {"coef": coef, "acc": acc, "out": out, "rounding": rounding, "overflow": overflow}
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the delay line and the phase."""
+        self._history: IntArray = np.zeros(len(self._plain.taps) - 1, dtype=np.int64)
+        self._phase = 0
+
+    def process(self, frame: npt.ArrayLike) -> IntArray:
+        """Filter one frame of raw integers; returns the kept raw outputs."""
+        xs = ints(frame).reshape(-1)
+        joined = np.concatenate([self._history, xs])
+        ys = reference_fixed(self._plain, joined, **self._kw)[self._history.size :]
+        kept = ys[self._phase :: self._decimation]
+        self._phase = (self._phase - xs.size) % self._decimation
+        if self._history.size:
+            self._history = joined[joined.size - self._history.size :]
+        return np.ascontiguousarray(kept)

@@ -14,7 +14,8 @@ import numpy.typing as npt
 
 from sigforge.dsp.blocks import RuleError
 from sigforge.dsp.blocks.elementwise import wide
-from sigforge.dsp.types import StreamType
+from sigforge.dsp.fixed import IntArray, ints, mul, requantize
+from sigforge.dsp.types import FixedType, Overflow, Rounding, StreamType, quantize
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +55,26 @@ class Streamer:
     def process(self, frame: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Scale one frame."""
         return self._gain * wide(frame)
+
+
+def reference_fixed(
+    params: GainParams,
+    x_raw: npt.ArrayLike,
+    *,
+    x: FixedType,
+    coef: FixedType,
+    out: FixedType,
+    rounding: Rounding = Rounding.CONVERGENT,
+    overflow: Overflow = Overflow.SATURATE,
+) -> IntArray:
+    """Bit-exact fixed-point gain (stateless, so frame by frame is the same function on each frame).
+
+    The gain is quantised to ``coef`` (convergent, saturate); the product ``x * g`` is exact
+    (``x.frac + coef.frac`` fractional bits), then rounded to ``out.frac`` with ``rounding`` and brought into
+    ``out``'s range with ``overflow``. A complex stream is scaled as its real and imaginary parts (call it on each).
+
+    Raises:
+        FixedPointError: a product that would exceed 62 bits.
+    """
+    g = quantize([params.gain], coef, Rounding.CONVERGENT, Overflow.SATURATE)
+    return requantize(mul(ints(x_raw), g, "gain"), x.frac + coef.frac, out, rounding, overflow)

@@ -26,7 +26,8 @@ from scipy import signal
 
 from sigforge.dsp.blocks import RuleError
 from sigforge.dsp.blocks.elementwise import wide
-from sigforge.dsp.types import StreamType
+from sigforge.dsp.fixed import FixedPointError, IntArray, ints, mul, overflow_int, requantize, shift_round_int
+from sigforge.dsp.types import FixedType, Overflow, Rounding, StreamType, quantize
 
 FloatArray = npt.NDArray[np.float64]
 Section = tuple[float, float, float, float, float, float]
@@ -156,3 +157,93 @@ class Streamer:
         else:
             y, self._zi = signal.sosfilt(np.asarray(self._p.sections), xs, zi=zi)
         return wide(y)
+
+
+class FixedStreamer:
+    """Bit-exact fixed-point IIR, frame by frame: a cascade of direct-form-I biquads with a wide accumulator.
+
+    Structure (the same for ``"ba"`` and ``"sos"``: it runs ``params.sections``). The input ``x`` (type ``x``) is
+    first converted to the section type ``sec`` (rounding, overflow; exact when ``x == sec``). Each section, with
+    coefficients quantised to ``coef`` (convergent, saturate), input ``u`` and output ``v`` (both ``sec``)::
+
+        a[n] = b0*u[n] + b1*u[n-1] + b2*u[n-2] - a1*v[n-1] - a2*v[n-2]     exact, sec.frac + coef.frac bits
+        a[n] wraps into the accumulator type ``acc`` (``acc.frac == sec.frac + coef.frac``, width <= 63)
+        v[n] = overflow(round(a[n] * 2**-coef.frac), sec)                  per-section output quantisation
+
+    The last section's output is converted from ``sec`` to ``out`` (rounding, overflow). The state is
+    ``u[n-1], u[n-2], v[n-1], v[n-2]`` per section (raw ``sec`` integers), so frames may have any length. The
+    feed-forward sums are vectorised; the recursion runs sample by sample on Python ints. A complex stream is
+    filtered as its real and imaginary parts (real coefficients).
+
+    Raises:
+        FixedPointError: ``acc.frac != sec.frac + coef.frac``, or ``sec.width + coef.width > 60`` (the five
+            products and their sum must stay exact in int64 before the accumulator wraps).
+    """
+
+    def __init__(
+        self,
+        params: IirParams,
+        *,
+        x: FixedType,
+        coef: FixedType,
+        acc: FixedType,
+        sec: FixedType,
+        out: FixedType,
+        rounding: Rounding = Rounding.CONVERGENT,
+        overflow: Overflow = Overflow.SATURATE,
+    ) -> None:
+        if acc.frac != sec.frac + coef.frac:
+            raise FixedPointError(f"iir accumulator {acc} must have sec.frac + coef.frac = {sec.frac + coef.frac}")
+        if sec.width + coef.width > 60:
+            raise FixedPointError(f"iir section type {sec} and coefficient type {coef} exceed 60 bits together")
+        self._coefs: list[list[int]] = [
+            quantize(np.asarray(s)[[0, 1, 2, 4, 5]], coef, Rounding.CONVERGENT, Overflow.SATURATE).tolist()
+            for s in params.sections
+        ]
+        self._x, self._coef, self._acc, self._sec, self._out = x, coef, acc, sec, out
+        self._rounding, self._overflow = rounding, overflow
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero every section's state."""
+        self._state = [[0, 0, 0, 0] for _ in self._coefs]  # u[n-1], u[n-2], v[n-1], v[n-2]
+
+    def process(self, frame: npt.ArrayLike) -> IntArray:
+        """Filter one frame of raw ``x`` integers; returns raw ``out`` integers."""
+        u = requantize(ints(frame).reshape(-1), self._x.frac, self._sec, self._rounding, self._overflow)
+        for coefs, state in zip(self._coefs, self._state, strict=True):
+            u = self._section(u, coefs, state)
+        return requantize(u, self._sec.frac, self._out, self._rounding, self._overflow)
+
+    def _section(self, u: IntArray, c: list[int], state: list[int]) -> IntArray:
+        b0, b1, b2, a1, a2 = c
+        ext = np.concatenate([np.asarray([state[1], state[0]], dtype=np.int64), u])  # u[n-2], u[n-1], u[n]...
+        b = np.asarray([b0, b1, b2], dtype=np.int64)
+        ff = mul(ext[2:], b[0:1]) + mul(ext[1:-1], b[1:2]) + mul(ext[:-2], b[2:3])
+        v1, v2 = state[2], state[3]
+        shift, acc, sec, rnd, ovf = self._coef.frac, self._acc, self._sec, self._rounding, self._overflow
+        out = []
+        for f in ff.tolist():
+            a = overflow_int(f - a1 * v1 - a2 * v2, acc, Overflow.WRAP)
+            v1, v2 = overflow_int(shift_round_int(a, shift, rnd), sec, ovf), v1
+            out.append(v1)
+        if u.size:
+            state[:] = [int(ext[-1]), int(ext[-2]), v1, v2]
+        return np.asarray(out, dtype=np.int64)
+
+
+def reference_fixed(
+    params: IirParams,
+    x_raw: npt.ArrayLike,
+    *,
+    x: FixedType,
+    coef: FixedType,
+    acc: FixedType,
+    sec: FixedType,
+    out: FixedType,
+    rounding: Rounding = Rounding.CONVERGENT,
+    overflow: Overflow = Overflow.SATURATE,
+) -> IntArray:
+    """Bit-exact fixed-point golden model for a whole signal (the structure is ``FixedStreamer``'s)."""
+    streamer = FixedStreamer(params, x=x, coef=coef, acc=acc, sec=sec, out=out, rounding=rounding, overflow=overflow)
+    return streamer.process(x_raw)

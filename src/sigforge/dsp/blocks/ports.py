@@ -1,7 +1,7 @@
 """Graph ports: the ``input`` and ``output`` nodes.
 
-Rules: an input node has no inputs and declares its stream type; an output node has exactly one input whose type
-it passes through (its own ``out`` stream type is that of the signal it exports).
+Rules: an input node has no inputs and declares its (fixed-length) stream type; an output node has exactly one
+input whose type it passes through (its own ``out`` stream type is that of the signal it exports).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def infer_input(params: PortParams, inputs: Sequence[StreamType], declared: Stre
         raise RuleError(f"input {params.name!r} must have no inputs")
     if declared.samples < 1:
         raise RuleError(f"input {params.name!r} needs a positive frame length, got {declared.samples}")
+    if declared.variable or declared.counts:
+        raise RuleError(f"input {params.name!r} must be a fixed-length stream")
     return declared
 
 

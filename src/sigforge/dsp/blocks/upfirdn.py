@@ -8,8 +8,10 @@ first ``len(x) * up // down`` of them: ``upfirdn(h, x, up, down)[: len(x) * up /
 the whole signal alike. (With fewer taps than ``up`` SciPy's output ends before the last input's zero-stuffed slots;
 those outputs are defined by the formula above, i.e. SciPy's output for the signal followed by one zero.)
 
-Rate rule: ``samples * up`` must be a multiple of ``down`` (every frame then starts at the same polyphase phase,
-a compile-time constant); the output has ``samples * up // down`` samples per frame and ``rate * up / down``.
+Rate rule: a fixed input with ``samples * up`` a multiple of ``down`` gives a fixed output of
+``samples * up // down`` per frame (every frame starts at polyphase phase 0); any other input gives a variable
+stream of at most ``ceil(samples * up / down)`` per frame (generated code carries the phase across frames; after
+``I`` inputs the stream has produced ``I * up // down`` outputs). The rate is ``rate * up / down``.
 Taps are real and finite; a complex stream is filtered as its real and imaginary parts (the golden model runs
 ``upfirdn`` on the complex128 signal). ``up`` and ``down`` are 1..``MAX_FACTOR``.
 
@@ -32,7 +34,8 @@ from scipy import signal
 from sigforge.dsp.blocks import RuleError
 from sigforge.dsp.blocks.elementwise import wide
 from sigforge.dsp.blocks.fir import MAX_TAPS
-from sigforge.dsp.types import StreamType
+from sigforge.dsp.fixed import IntArray, ints, mul, requantize
+from sigforge.dsp.types import FixedType, Overflow, Rounding, StreamType, overflow_raw, quantize, then
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -78,10 +81,10 @@ def infer(params: UpfirdnParams, inputs: Sequence[StreamType]) -> StreamType:
     (src,) = inputs
     if not src.dtype.is_float:
         raise RuleError(f"upfirdn needs a float or complex stream, got {src.dtype}")
-    if src.samples * params.up % params.down:
-        raise RuleError(f"upfirdn input has {src.samples} samples per frame; {src.samples} * {params.up} is not a "
-                        f"multiple of {params.down}")  # fmt: skip
-    return StreamType(src.dtype, src.samples * params.up // params.down, src.rate * Fraction(params.up, params.down))
+    up, down = params.up, params.down
+    variable = src.variable or src.samples * up % down != 0
+    return StreamType(src.dtype, -(-src.samples * up // down), src.rate * Fraction(up, down), variable,
+                      then(src.counts, "floor", up, down))  # fmt: skip
 
 
 def reference(params: UpfirdnParams, x: npt.ArrayLike) -> FloatArray:
@@ -133,3 +136,84 @@ class Streamer:
         if full.size < joined.size * up:
             full = np.concatenate([full, np.zeros(joined.size * up - full.size, dtype=full.dtype)])
         return np.ascontiguousarray(full[ks * down - start * up])
+
+
+def _fixed_outputs(
+    h: IntArray, joined: IntArray, ks: IntArray, *, start: int, up: int, down: int, acc: FixedType
+) -> IntArray:
+    """Exact polyphase sums ``sum_r h[p + r*up] * x[q - r]`` (``q, p = divmod(k*down, up)``), wrapped into ``acc``.
+
+    ``joined[i]`` is global input ``start + i``; inputs before ``joined`` are zeros (callers keep enough history).
+    """
+    rounds = -(-h.size // up)
+    hpad = np.concatenate([h, np.zeros(rounds * up - h.size, dtype=np.int64)])
+    q, p = np.divmod(ks * down, up)
+    sums = np.zeros(ks.size, dtype=np.int64)
+    for r in range(rounds):
+        local = q - r - start
+        ok = (local >= 0) & (local < joined.size)
+        xs = np.where(ok, joined[np.clip(local, 0, max(joined.size - 1, 0))] if joined.size else 0, 0)
+        sums += mul(hpad[p + r * up], np.asarray(xs, dtype=np.int64), "upfirdn")
+    return overflow_raw(sums, acc, Overflow.WRAP)
+
+
+class FixedStreamer:
+    """Bit-exact fixed-point upfirdn, frame by frame (frames of any length; phase and history carried).
+
+    Arithmetic: taps quantised to ``coef`` (convergent, saturate); output ``k`` is the exact sum of its polyphase
+    branch's products ``h[p + r*up] * x[q - r]`` (``q, p = divmod(k * down, up)``, no product with an inserted
+    zero), wrapped into the accumulator ``acc`` (``acc.frac`` = input frac + ``coef.frac``, width <= 63), then
+    rounded to ``out.frac`` with ``rounding`` and brought into ``out``'s range with ``overflow``. After ``I``
+    inputs the stream has produced ``I * up // down`` outputs, as ``reference``. A complex stream is resampled
+    as its real and imaginary parts.
+    """
+
+    def __init__(
+        self,
+        params: UpfirdnParams,
+        *,
+        coef: FixedType,
+        acc: FixedType,
+        out: FixedType,
+        rounding: Rounding = Rounding.CONVERGENT,
+        overflow: Overflow = Overflow.SATURATE,
+    ) -> None:
+        self._p = params
+        self._h = quantize(params.taps, coef, Rounding.CONVERGENT, Overflow.SATURATE)
+        self._acc, self._out, self._rounding, self._overflow = acc, out, rounding, overflow
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the history; the next output is output 0."""
+        # the oldest input an output of the next frame can read is history(params) + down // up + 1 back
+        self._history: IntArray = np.zeros(history(self._p) + self._p.down // self._p.up + 1, dtype=np.int64)
+        self._inputs = 0
+        self._outputs = 0
+
+    def process(self, frame: npt.ArrayLike) -> IntArray:
+        """Resample one frame of raw integers; returns raw ``out`` integers."""
+        xs = ints(frame).reshape(-1)
+        joined = np.concatenate([self._history, xs])
+        start = self._inputs - self._history.size
+        self._inputs += xs.size
+        end = self._inputs * self._p.up // self._p.down
+        ks = np.arange(self._outputs, end, dtype=np.int64)
+        self._outputs = end
+        self._history = joined[joined.size - self._history.size :]
+        sums = _fixed_outputs(self._h, joined, ks, start=start, up=self._p.up, down=self._p.down, acc=self._acc)
+        return requantize(sums, self._acc.frac, self._out, self._rounding, self._overflow)
+
+
+def reference_fixed(
+    params: UpfirdnParams,
+    x_raw: npt.ArrayLike,
+    *,
+    coef: FixedType,
+    acc: FixedType,
+    out: FixedType,
+    rounding: Rounding = Rounding.CONVERGENT,
+    overflow: Overflow = Overflow.SATURATE,
+) -> IntArray:
+    """Bit-exact fixed-point golden model for a whole signal: its first ``len(x) * up // down`` outputs."""
+    streamer = FixedStreamer(params, coef=coef, acc=acc, out=out, rounding=rounding, overflow=overflow)
+    return streamer.process(x_raw)

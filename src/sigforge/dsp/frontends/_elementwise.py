@@ -83,11 +83,14 @@ def elementwise(b: Builder, node: ast.AST, op: str, operands: list[Any]) -> Sig:
             args.append(item)
     streams = [b.stream(Sig(i)) for i in inputs]
     for other in streams[1:]:
-        if (other.samples, other.rate) != (streams[0].samples, streams[0].rate):
+        first = streams[0]
+        if (other.samples, other.rate, other.variable) != (first.samples, first.rate, first.variable) or (
+            first.variable and other.counts != first.counts
+        ):
             raise fail(
                 node,
                 f"`{short(node)}` combines signals of different rates or frame sizes "
-                f"({streams[0].samples} vs {other.samples} samples per frame); decimate both alike",
+                f"({first.describe_count()} vs {other.describe_count()} samples per frame); decimate both alike",
             )
     params = MapParams((op, *args))
     if op in ew.REAL_ONLY and any(isinstance(a, tuple) and a[0] == "const" and isinstance(a[1], complex) for a in args):

@@ -11,6 +11,9 @@ Invariants:
       stream they give one value per frame.
     * A constant array combined with a stream (``x * np.hanning(N)``) must hold exactly the stream's samples per
       frame; otherwise ``InvalidInput`` at the expression, pointing at ``/frame_length``.
+    * A frame operation on a variable-length stream (``types.StreamType``: the frame length is not a multiple of a
+      decimation before it) is refused with ``InvalidInput`` at the call, pointing at ``/frame_length`` and naming
+      the multiple that works.
 """
 
 from __future__ import annotations
@@ -38,7 +41,21 @@ SUPPORTED_FRAME = (
 )
 
 
+def _fixed_frames(b: Builder, at: ast.AST, sig: Sig) -> None:
+    """Refuse a frame operation on a variable-length stream (a decimation the frame length is not a multiple of)."""
+    stream = b.stream(sig)
+    if stream.variable:
+        raise InvalidInput(
+            f"`{short(at)}` is a frame operation and needs frames of a fixed length, but the frame length given "
+            f"brings it {stream.describe_count()} samples per frame (a decimation or upfirdn before it does not "
+            f"divide the frame length); choose a frame length that is a multiple of {stream.frame_multiple}",
+            location=loc(at),
+            pointer="/frame_length",
+        )
+
+
 def _node(b: Builder, at: ast.AST, params: FrameParams, sig: Sig) -> Sig:
+    _fixed_frames(b, at, sig)
     try:
         out = frame_ops.infer(params, [b.stream(sig)])
     except RuleError as exc:
@@ -113,6 +130,7 @@ def const_array(b: Builder, node: ast.BinOp, left: Any, right: Any) -> Sig | Non
     except (TypeError, ValueError):
         raise fail(node, f"`{short(node)}`: the constant array must hold real numbers (complex arrays are not "
                          "supported yet)") from None  # fmt: skip
+    _fixed_frames(b, node, sig)
     stream = b.stream(sig)
     if values.ndim != 1:
         raise fail(node, f"`{short(node)}`: a constant array combined with a signal must be 1-D (one value per "

@@ -12,20 +12,18 @@ Invariants:
 from __future__ import annotations
 
 import ast
-import math
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
-from sigforge.dsp.blocks import iir
+from sigforge.dsp.blocks import RuleError, iir
+from sigforge.dsp.blocks import upfirdn as upfirdn_block
 from sigforge.dsp.blocks.fir import FirParams
 from sigforge.dsp.blocks.upfirdn import MAX_FACTOR, UpfirdnParams
 from sigforge.dsp.frontends._consts import as_taps, fail, is_number, loc, short
 from sigforge.dsp.ir import Node, Op, Params
 from sigforge.dsp.types import StreamType
-from sigforge.errors import InvalidInput
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +128,7 @@ def _real_stream(b: Builder, node: ast.AST, x: Sig, what: str) -> None:
         raise fail(node, f"{what} on a {dtype} stream is not supported; float or complex streams only")
 
 
-def upfirdn(b: Builder, node: ast.Call, args: list[Any], kwargs: dict[str, Any], frame_length: int) -> Sig:
+def upfirdn(b: Builder, node: ast.Call, args: list[Any], kwargs: dict[str, Any]) -> Sig:
     """``upfirdn(h, x, up=1, down=1)``: a polyphase resampler node (streaming semantics: ``blocks.upfirdn``)."""
     h, x, up, down = _bind(node, "upfirdn", ("h", "x", "up", "down"), args, kwargs, defaults={"up": 1, "down": 1})
     if isinstance(h, Sig) or not isinstance(x, Sig):
@@ -145,20 +143,9 @@ def upfirdn(b: Builder, node: ast.Call, args: list[Any], kwargs: dict[str, Any],
     src = b.stream(x)
     if not src.dtype.is_float:
         raise fail(node, f"upfirdn on a {src.dtype} stream is not supported; float or complex streams only")
-    if src.samples * up % down:
-        raise InvalidInput(
-            f"frame length {frame_length} gives {src.samples} samples per frame at `{short(node)}`, and "
-            f"{src.samples} * up ({up}) is not a multiple of down ({down}); choose a frame length divisible by "
-            f"{_frame_multiple(src.rate, up, down)}",
-            location=loc(node),
-            pointer="/frame_length",
-        )
     params = UpfirdnParams(tuple(float(t) for t in taps), up, down)
-    out = StreamType(src.dtype, src.samples * up // down, src.rate * Fraction(up, down))
+    try:
+        out = upfirdn_block.infer(params, [src])
+    except RuleError as exc:
+        raise fail(node, f"`{short(node)}`: {exc}") from None
     return b.add(Op.UPFIRDN, params, (x.node_id,), out, node)
-
-
-def _frame_multiple(rate: Fraction, up: int, down: int) -> int:
-    """The smallest frame length that gives whole samples here (``* rate``) and after ``* up / down``."""
-    after = rate * Fraction(up, down)
-    return math.lcm(rate.denominator, after.denominator)

@@ -18,6 +18,7 @@ import ast
 from fractions import Fraction
 from typing import Any
 
+from sigforge.dsp.blocks import RuleError, decimate
 from sigforge.dsp.blocks.decimate import DecimateParams
 from sigforge.dsp.blocks.ports import PortParams
 from sigforge.dsp.frontends import _consts as c
@@ -28,7 +29,7 @@ from sigforge.dsp.frontends._stmts import EntryFunction, bind_names, read_module
 from sigforge.dsp.frontends._streams import Builder, Sig
 from sigforge.dsp.ir import Graph, Op, verify
 from sigforge.dsp.types import DType, StreamType
-from sigforge.errors import InvalidAlgorithm, InvalidInput
+from sigforge.errors import InvalidAlgorithm
 
 MAX_DEPTH = 100  # expression nesting; deeper is refused rather than risking Python's recursion limit
 MAX_OUTPUTS = 16  # streams one entry function may return (each is one process() pointer and one file)
@@ -165,17 +166,12 @@ class _Translator:
             raise fail(sl.step, f"decimation factor must fold to a positive integer, got {factor!r}")
         if factor == 1:
             return value
-        src = self.b.stream(value)
-        total = src.rate.denominator * factor
-        if src.samples % factor:
-            raise InvalidInput(
-                f"frame length {self.frame_length} is not a multiple of the total decimation factor {total} "
-                f"(reached at `{short(node)}`); choose a frame length divisible by {total}",
-                location=loc(node),
-                pointer="/frame_length",
-            )
-        out = StreamType(src.dtype, src.samples // factor, src.rate / Fraction(factor))
-        return self.b.add(Op.DECIMATE, DecimateParams(factor), (value.node_id,), out, node)
+        params = DecimateParams(factor)
+        try:
+            out = decimate.infer(params, [self.b.stream(value)])
+        except RuleError as exc:
+            raise fail(node, f"`{short(node)}`: {exc}") from None
+        return self.b.add(Op.DECIMATE, params, (value.node_id,), out, node)
 
     def call(self, node: ast.Call) -> Any:  # noqa: PLR0911, PLR0912 - one branch per family of calls
         func = self.ev(node.func)
@@ -194,7 +190,7 @@ class _Translator:
         if func.qualname == "scipy.signal.sosfilt":
             return _streams.sosfilt(self.b, node, args, kwargs)
         if func.qualname == "scipy.signal.upfirdn":
-            return _streams.upfirdn(self.b, node, args, kwargs, self.frame_length)
+            return _streams.upfirdn(self.b, node, args, kwargs)
         if func.qualname in ("numpy.asarray", "numpy.array") and len(args) == 1 and isinstance(args[0], Sig):
             if kwargs:
                 raise fail(node, f"`{short(node.func)}` of a signal takes no keywords (the dtype is the request's)")
@@ -266,7 +262,10 @@ def _parse_python(source: str, *, frame_length: int, input_dtype: DType, entry: 
 
     Raises:
         InvalidAlgorithm: malformed Python or anything outside the subset, with its location.
-        InvalidInput: a frame length that the decimation cannot divide (pointer ``frame_length``).
+        InvalidInput: a frame length that a frame operation cannot use (a constant array of another length), with
+            pointer ``frame_length``. Frame lengths that a decimation or ``upfirdn`` does not divide are accepted:
+            the streams after it carry a varying number of samples per frame (``types.StreamType``); a frame
+            operation on such a stream is refused (``InvalidAlgorithm`` at the call) with the frame lengths that work.
     """
     scope, fn = read_module(source, entry, _fold_constant)
     builder = Builder(fn.name)

@@ -37,6 +37,7 @@ class OutputPort:
     file: str  # pattern relative to OUT.bin's directory, "OUT" standing for OUT.bin's stem
     tolerances: Tolerances
     rate_factor: str = "1"
+    varies: bool = False  # samples_per_frame is then the most per frame
 
 
 def interface_dtype(value: Any, where: str) -> DType:
@@ -59,7 +60,10 @@ def output_ports(interface: dict[str, Any], tolerances: Tolerances) -> list[Outp
             raise IntegrityError(f"interface.json outputs[{i}].samples_per_frame must be a positive integer")
         tol = tolerances_for(dtype) if dtype is DType.INT16 else tolerances
         name, rate = str(port.get("name", f"out{i}")), str(port.get("rate_factor", "1"))
-        ports.append(OutputPort(i, name, dtype, port["samples_per_frame"], file, tol, rate))
+        varies = port.get("samples_per_frame_varies", False)
+        if not isinstance(varies, bool):
+            raise IntegrityError(f"interface.json outputs[{i}].samples_per_frame_varies must be true or false")
+        ports.append(OutputPort(i, name, dtype, port["samples_per_frame"], file, tol, rate, varies))
     if not ports or len({p.file for p in ports}) != len(ports):
         raise IntegrityError("interface.json must declare at least one output, each with its own file")
     return ports
@@ -109,18 +113,23 @@ class VectorRuns:
     def __post_init__(self) -> None:
         self.per_output = [[] for _ in self.ports]
 
-    def add(self, vec: TestVector, actuals: list[Samples | str], references: list[Samples], run_s: float) -> None:
-        """Compare one vector's outputs (or the problems that kept them from being read) with the golden ones."""
+    def add(self, vec: TestVector, actuals: list[Samples | str], references: list[Samples], run_s: float,
+            boundaries: list[list[int] | None] | None = None) -> None:  # fmt: skip
+        """Compare one vector's outputs (or the problems that kept them from being read) with the golden ones.
+
+        ``boundaries``: per output, where each frame after the first starts when its samples per frame vary (None
+        for a fixed output: multiples of ``samples_per_frame``)."""
         if len(references) != len(self.ports):
             n_ref, n_out = len(references), len(self.ports)
             raise IntegrityError(f"golden model returned {n_ref} outputs; interface.json declares {n_out}")
         results: list[Metrics | str] = []
-        for port, actual, ref in zip(self.ports, actuals, references, strict=True):
+        bounds = boundaries or [None] * len(self.ports)
+        for port, actual, ref, bound in zip(self.ports, actuals, references, bounds, strict=True):
             if isinstance(actual, str):
                 result: Metrics | str = actual
                 entry: dict[str, Any] = {"vector": vec.name, "passed": False, "problem": actual}
             else:
-                result = compare(actual, ref, port.tolerances, output_frame=port.samples_per_frame)
+                result = compare(actual, ref, port.tolerances, output_frame=port.samples_per_frame, boundaries=bound)
                 entry = {"vector": vec.name, **result.as_dict()}
             results.append(result)
             self.per_output[port.index].append(entry)
@@ -161,6 +170,7 @@ class VectorRuns:
                 "dtype": p.dtype.value,
                 "file": p.file,
                 "samples_per_frame": p.samples_per_frame,
+                "samples_per_frame_varies": p.varies,
                 "rate_factor": p.rate_factor,
                 "thresholds": p.tolerances.as_dict(),
                 "passed": all(v["passed"] for v in self.per_output[p.index]),
