@@ -2,8 +2,9 @@
 
 ``import`` copies the bundle to local storage before verifying it (removable media may change under us), extracts
 it, re-hashes the tree and asks each entry point its version; ``verify`` re-hashes every file (``--all`` for every
-toolchain) and quarantines any that differs. Every action is an audit event. Exit codes: 0 ok, 1 a verification found
-a problem (the toolchain is quarantined), 2 bad input or a rejected bundle, 3 the box is not ready.
+toolchain) and quarantines any that differs. Every action is an audit event. Exit codes: 0 ok, 1 a rejected bundle
+or a verification that found a problem (the toolchain is quarantined), 2 bad input, 3 the box is not ready (no
+trust root, schema mismatch, a new tree that failed its post-import check).
 """
 
 from __future__ import annotations

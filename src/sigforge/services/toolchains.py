@@ -21,7 +21,7 @@ import hashlib
 import platform
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +50,14 @@ from sigforge.db.models import Toolchain, ToolchainState
 from sigforge.db.repositories import AuditRepository, ToolchainRepository
 from sigforge.db.session import Database, after_commit
 from sigforge.db.types import utcnow
-from sigforge.errors import BundleRejected, InvalidInput, NotFound, ToolchainIntegrityError, ToolchainMissing
+from sigforge.errors import (
+    BundleRejected,
+    InvalidInput,
+    NotFound,
+    ToolchainError,
+    ToolchainIntegrityError,
+    ToolchainMissing,
+)
 from sigforge.services.context import Actor
 from sigforge.settings import Settings
 from sigforge.toolchains.entrypoints import EntryPoint, check_versions
@@ -135,12 +142,20 @@ def _links(manifest: Manifest) -> dict[str, str]:
 class ToolchainRegistry:
     """The registry of one node (``settings.node_name``); every method opens and commits its own transaction."""
 
-    def __init__(self, db: Database, settings: Settings, runner: ProcessRunner) -> None:
+    def __init__(self, db: Database, settings: Settings, runner: ProcessRunner | Callable[[], ProcessRunner]) -> None:
+        """``runner`` may be a factory: listing and integrity checks need no processes, only version probes do, so a
+        box whose sandbox cannot be built can still show its toolchains."""
         self.db = db
         self.settings = settings
-        self.runner = runner
+        self._runner = runner
         self.node = settings.node_name
         self.root = settings.toolchains_path
+
+    @property
+    def runner(self) -> ProcessRunner:
+        if not isinstance(self._runner, ProcessRunner):
+            self._runner = self._runner()
+        return self._runner
 
     # ---- reading -------------------------------------------------------------------------------------------------
 
@@ -180,7 +195,13 @@ class ToolchainRegistry:
             with self.db.scope(write=False) as session:
                 current = ToolchainRepository(session).get(self.node, claimed.name)
                 installed = Version.parse(current.version) if current is not None else None
-            root, state = load_trust(self.settings.trust_path)
+            try:
+                root, state = load_trust(self.settings.trust_path)
+            except NotFound as exc:
+                raise ToolchainError(
+                    f"no trust root is installed in {self.settings.trust_path}: install the one from the install "
+                    "media with `sigforge keys install FILE --fingerprint HEX` before importing toolchains"
+                ) from exc
             verified = verify_bundle(
                 copy, trust_root=root, state=state, now=datetime.now(UTC), expected_product=PRODUCT,
                 host_arch=platform.machine(), installed_version=installed, limits=limits, expected_kind="toolchain",

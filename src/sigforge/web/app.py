@@ -13,6 +13,7 @@ from sigforge.services.ports import JobQueue
 from sigforge.settings import Settings
 from sigforge.web.context import AppContext
 from sigforge.web.controllers.system import STATIC_DIR, console, healthz, list_targets, readyz
+from sigforge.web.controllers.toolchains import toolchain_router
 from sigforge.web.controllers.translations import TranslationController
 from sigforge.web.errors import EXCEPTION_HANDLERS
 from sigforge.web.middleware import RequestContextMiddleware
@@ -40,6 +41,8 @@ def create_app(
     return Litestar(
         route_handlers=[
             TranslationController,
+            # Its own request-body cap (bundles.max_archive_bytes) instead of the app-wide limit below.
+            toolchain_router(settings.bundles.max_archive_bytes),
             healthz,
             readyz,
             list_targets,

@@ -1,8 +1,9 @@
-"""What controllers need from the process: settings, the database and the job queue."""
+"""What controllers need from the process: settings, the database, the job queue and the toolchain registry."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Request
@@ -10,7 +11,9 @@ from litestar import Request
 from sigforge.db.session import Database
 from sigforge.services.context import Actor
 from sigforge.services.ports import JobQueue
+from sigforge.services.toolchains import ToolchainRegistry
 from sigforge.settings import Settings
+from sigforge.toolchains.runner import ProcessRunner
 
 
 @dataclass(slots=True)
@@ -18,6 +21,24 @@ class AppContext:
     settings: Settings
     db: Database
     jobs: JobQueue
+    _runner: ProcessRunner | None = field(default=None, init=False, repr=False)
+    _runner_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def runner(self) -> ProcessRunner:
+        """The process runner of this app, built on first use (its constructor probes the sandbox, which spawns a
+        process: never at import or start-up). A failed probe is not remembered, so a fixed host recovers.
+
+        Raises:
+            SandboxError: the sandbox cannot be built as ``sandbox.network`` requires.
+        """
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = ProcessRunner(network=self.settings.sandbox.network)
+            return self._runner
+
+    def toolchains(self) -> ToolchainRegistry:
+        """This node's toolchain registry (blocking: call it from a worker thread)."""
+        return ToolchainRegistry(self.db, self.settings, self.runner)
 
 
 def context_of(request: Request[Any, Any, Any]) -> AppContext:

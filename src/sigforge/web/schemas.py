@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 
 from sigforge.db.models import Translation
+from sigforge.services.toolchains import CheckResult, ToolchainView
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
@@ -93,6 +94,17 @@ class TargetOut(msgspec.Struct):
     name: str
     description: str
     input_dtypes: list[str]
+    toolchain: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="the toolchain on this node that builds this target: a verified one when there is one, "
+            "else a quarantined one; null when none is installed"
+        ),
+    ] = None
+    toolchain_state: Annotated[
+        str | None,
+        msgspec.Meta(description="'verified' (translations can be built here), 'quarantined' or null (none)"),
+    ] = None
 
 
 class TargetsOut(msgspec.Struct):
@@ -112,3 +124,82 @@ class FilesOut(msgspec.Struct):
 class HealthOut(msgspec.Struct):
     status: str
     checks: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class EntryPointOut(msgspec.Struct):
+    role: str
+    path: Annotated[str, msgspec.Meta(description="relative to the toolchain's tree")]
+    version: Annotated[str, msgspec.Meta(description="the text its version output must contain")]
+
+
+class ToolchainOut(msgspec.Struct):
+    """One toolchain installed on this node, as its registry row says."""
+
+    name: str
+    version: str
+    node: str
+    state: Annotated[str, msgspec.Meta(description="'verified' or 'quarantined' (only a re-import clears it)")]
+    state_detail: Annotated[
+        dict[str, Any] | None,
+        msgspec.Meta(description="why it is quarantined: {problems: [{path, kind, detail}], count}"),
+    ]
+    targets: list[str]
+    entry_points: list[EntryPointOut]
+    file_count: int
+    total_bytes: int
+    manifest_sha256: str
+    install_dir: Annotated[str, msgspec.Meta(description="where its tree lives on this node (a local path)")]
+    imported_at: datetime
+    last_full_check_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def from_view(cls, view: ToolchainView) -> ToolchainOut:
+        return cls(
+            name=view.name,
+            version=view.version,
+            node=view.node,
+            state=view.state,
+            state_detail=view.state_detail,
+            targets=list(view.targets),
+            entry_points=[EntryPointOut(role=e.role, path=e.path, version=e.version) for e in view.entry_points],
+            file_count=view.file_count,
+            total_bytes=view.total_bytes,
+            manifest_sha256=view.manifest_sha256,
+            install_dir=view.install_dir,
+            imported_at=view.imported_at,
+            last_full_check_at=view.last_full_check_at,
+            last_used_at=view.last_used_at,
+        )
+
+
+class ToolchainsOut(msgspec.Struct):
+    toolchains: list[ToolchainOut]
+
+
+class CheckProblemOut(msgspec.Struct):
+    path: str
+    kind: Annotated[
+        str,
+        msgspec.Meta(
+            description="missing, extra, not-a-file, size, mode, hash, link, unreadable, version, manifest or "
+            "quarantined"
+        ),
+    ]
+    detail: str
+
+
+class VerifyOut(msgspec.Struct):
+    """The outcome of a full check; ``ok`` false means the toolchain is quarantined now."""
+
+    name: str
+    ok: bool
+    problems: list[CheckProblemOut]
+
+    @classmethod
+    def from_result(cls, result: CheckResult) -> VerifyOut:
+        return cls(
+            name=result.name,
+            ok=result.ok,
+            problems=[CheckProblemOut(path=p.path, kind=p.kind, detail=p.detail) for p in result.problems],
+        )

@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sigforge.db import migrate
 from sigforge.dsp import pipeline
 from sigforge.errors import DomainError
+from sigforge.services.toolchains import ToolchainView
 from sigforge.web.context import context_of
 from sigforge.web.schemas import HealthOut, TargetOut, TargetsOut
 
@@ -48,18 +49,37 @@ def readyz(request: Request[Any, Any, Any]) -> Response[HealthOut]:
     )
 
 
-@get("/api/v1/targets", sync_to_thread=False, summary="Targets this node can translate for", tags=["targets"])
-def list_targets() -> TargetsOut:
-    return TargetsOut(
-        targets=[
+def _toolchain_for(target: str, installed: list[ToolchainView]) -> ToolchainView | None:
+    """The toolchain that would build ``target`` here: a verified one first, else a quarantined one (to say so)."""
+    candidates = [v for v in installed if target in v.targets]
+    verified = [v for v in candidates if v.state == "verified"]
+    return next(iter(verified or candidates), None)
+
+
+@get(
+    "/api/v1/targets",
+    sync_to_thread=True,
+    summary="Targets this node can translate for, and the toolchain that builds each here",
+    description="`toolchain_state` is `verified` when this node holds a verified toolchain for the target, "
+    "`quarantined` when its only one failed a check, and null when none is installed (translations for it fail "
+    "until a toolchain bundle is imported).",
+    tags=["targets"],
+)
+def list_targets(request: Request[Any, Any, Any]) -> TargetsOut:
+    installed = context_of(request).toolchains().installed()
+    targets = []
+    for name in pipeline.SUPPORTED_TARGETS:
+        toolchain = _toolchain_for(name, installed)
+        targets.append(
             TargetOut(
                 name=name,
                 description=TARGET_DESCRIPTIONS.get(name, name),
                 input_dtypes=list(pipeline.SUPPORTED_INPUT_DTYPES),
+                toolchain=toolchain.name if toolchain else None,
+                toolchain_state=toolchain.state if toolchain else None,
             )
-            for name in pipeline.SUPPORTED_TARGETS
-        ]
-    )
+        )
+    return TargetsOut(targets=targets)
 
 
 @get("/", sync_to_thread=False, include_in_schema=False)

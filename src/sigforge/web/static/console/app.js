@@ -270,7 +270,9 @@
   }
 
   /*
-   * request(path, {method, body, accept}) -> parsed JSON, text or null.
+   * request(path, {method, body, raw, accept}) -> parsed JSON, text or null.
+   * `body` is sent as JSON; `raw` (a Blob or File) is sent as it is, as
+   * application/octet-stream (the browser streams a File from disk).
    * Non-2xx responses throw ApiError carrying an RFC 9457 problem object
    * (synthesised when the server did not send one).
    */
@@ -283,9 +285,14 @@
       credentials: "same-origin",
       cache: "no-store"
     };
-    if (options.body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(options.body);
+    if (options.body !== undefined || options.raw !== undefined) {
+      if (options.raw !== undefined) {
+        headers["Content-Type"] = "application/octet-stream";
+        init.body = options.raw;
+      } else {
+        headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(options.body);
+      }
       /* Litestar's CSRF middleware defaults; harmless when CSRF is off. */
       var csrf = readCookie("csrftoken");
       if (csrf) {
@@ -398,6 +405,10 @@
     }
     if (problem.code) {
       facts.push(["Code", String(problem.code)]);
+    }
+    /* A refused bundle names the check that failed (e.g. unknown-key). */
+    if (isObject(problem.evidence) && typeof problem.evidence.reason === "string") {
+      facts.push(["Reason", problem.evidence.reason]);
     }
     if (problem.status) {
       facts.push(["HTTP", String(problem.status)]);
@@ -582,6 +593,10 @@
     return null;
   }
 
+  function currentTargetNamed(name) {
+    return targets.some(function (target) { return target.name === name; });
+  }
+
   function fillDtypes() {
     var select = $("input-dtype");
     var previous = select.value;
@@ -595,11 +610,34 @@
       select.value = previous;
     }
     select.disabled = dtypes.length === 0;
-    $("target-description").textContent = target && target.description ? target.description : "";
+    var parts = [];
+    if (target && target.description) {
+      parts.push(target.description + ".");
+    }
+    var toolchain = toolchainNote(target);
+    if (toolchain) {
+      parts.push(toolchain);
+    }
+    $("target-description").textContent = parts.join(" ");
+  }
+
+  /* What /targets says about the toolchain that builds `target` on this node. */
+  function toolchainNote(target) {
+    if (!target || !Object.prototype.hasOwnProperty.call(target, "toolchain_state")) {
+      return "";
+    }
+    if (target.toolchain_state === "verified") {
+      return "Toolchain: " + target.toolchain + " (verified).";
+    }
+    if (target.toolchain_state === "quarantined") {
+      return "Its toolchain " + target.toolchain + " is quarantined: builds fail until a good bundle is imported (Toolchains).";
+    }
+    return "No toolchain for it is installed on this node: builds fail until one is imported (Toolchains).";
   }
 
   function loadTargets() {
     var select = $("target");
+    var previous = select.value;
     return request("/targets").then(function (payload) {
       targets = payload && Array.isArray(payload.targets) ? payload.targets : [];
       clear(select);
@@ -611,6 +649,9 @@
           select.appendChild(h("option", { value: target.name, text: target.name }));
         });
         select.disabled = false;
+        if (previous && currentTargetNamed(previous)) {
+          select.value = previous;
+        }
       }
       fillDtypes();
       $("submit").disabled = !targets.length;
@@ -1366,6 +1407,185 @@
   }
 
   /* ------------------------------------------------------------------ */
+  /* Toolchains                                                          */
+  /* ------------------------------------------------------------------ */
+
+  var TOOLCHAIN_STATE_LABEL = { verified: "Verified", quarantined: "Quarantined" };
+  var toolchainsState = { loading: false, busy: false };
+
+  function toolchainStateBadge(state) {
+    var known = Object.prototype.hasOwnProperty.call(TOOLCHAIN_STATE_LABEL, state);
+    return h("span", {
+      class: "badge badge--" + (known ? state : "unknown"),
+      text: known ? TOOLCHAIN_STATE_LABEL[state] : String(state || "unknown")
+    });
+  }
+
+  /* "lib/x.a: hash differs (and 2 more)" from a quarantined toolchain's state_detail. */
+  function quarantineReason(detail) {
+    if (!isObject(detail) || !Array.isArray(detail.problems) || !detail.problems.length) {
+      return "";
+    }
+    var first = detail.problems[0];
+    var text = isObject(first) ? String(first.path || ".") + ": " + String(first.detail || first.kind || "") : String(first);
+    var count = typeof detail.count === "number" ? detail.count : detail.problems.length;
+    return count > 1 ? text + " (and " + (count - 1) + " more)" : text;
+  }
+
+  function setToolchainsStatus(text) {
+    $("toolchains-status").textContent = text || "";
+  }
+
+  function toolchainRow(t) {
+    var verify = h("button", {
+      type: "button",
+      class: "button button--small",
+      "aria-label": "Verify " + t.name + " now",
+      text: "Verify now"
+    });
+    verify.addEventListener("click", function () {
+      verifyToolchain(t.name, verify);
+    });
+    var why = t.state === "quarantined" ? quarantineReason(t.state_detail) : "";
+    var targetsText = Array.isArray(t.targets) ? t.targets.join(", ") : "";
+    return h("tr", { class: t.state === "quarantined" ? "is-quarantined" : null, "data-name": t.name }, [
+      h("th", { scope: "row", title: t.manifest_sha256 ? "manifest sha256 " + t.manifest_sha256 : null, text: t.name }),
+      h("td", { text: t.version }),
+      h("td", { text: targetsText }),
+      h("td", { class: "state" }, [
+        toolchainStateBadge(t.state),
+        why ? h("span", { class: "state__why", text: why }) : null
+      ]),
+      h("td", null, [
+        t.last_full_check_at
+          ? h("time", { datetime: t.last_full_check_at, title: fmtDate(t.last_full_check_at), text: fmtRelative(t.last_full_check_at) })
+          : h("span", { class: "muted", text: "never" })
+      ]),
+      h("td", { class: "num", text: typeof t.file_count === "number" ? String(t.file_count) : "" }),
+      h("td", { class: "num", title: typeof t.total_bytes === "number" ? t.total_bytes + " bytes" : null, text: fmtBytes(t.total_bytes) }),
+      h("td", null, [verify])
+    ]);
+  }
+
+  function loadToolchains() {
+    if (toolchainsState.loading) {
+      return Promise.resolve();
+    }
+    toolchainsState.loading = true;
+    var body = $("toolchains-body");
+    return request("/toolchains").then(function (payload) {
+      var items = payload && Array.isArray(payload.toolchains) ? payload.toolchains.filter(isObject) : [];
+      clear(body);
+      items.forEach(function (t) {
+        body.appendChild(toolchainRow(t));
+      });
+      $("toolchains-empty").hidden = items.length > 0;
+    }, function (err) {
+      renderProblem($("toolchains-problem"), asProblem(err));
+    }).then(function () {
+      toolchainsState.loading = false;
+    });
+  }
+
+  /* Any change to the registry changes what /targets says. */
+  function afterRegistryChange() {
+    return loadToolchains().then(function () {
+      loadTargets();
+    });
+  }
+
+  function verifyToolchain(name, button) {
+    if (toolchainsState.busy) {
+      return;
+    }
+    toolchainsState.busy = true;
+    button.disabled = true;
+    button.textContent = "Verifying…";
+    $("toolchains-problem").hidden = true;
+    setToolchainsStatus("Re-hashing every file of " + name + "…");
+    request("/toolchains/" + enc(name) + "/verify", { method: "POST" }).then(function (result) {
+      if (result && result.ok) {
+        setToolchainsStatus(name + ": every file matches its signed manifest.");
+        return;
+      }
+      var problems = result && Array.isArray(result.problems) ? result.problems.filter(isObject) : [];
+      var already = problems.length === 1 && problems[0].kind === "quarantined";
+      setToolchainsStatus("");
+      renderProblem($("toolchains-problem"), {
+        title: already ? name + " is quarantined" : name + " failed its check and is quarantined",
+        detail: already
+          ? String(problems[0].detail || "") + "."
+          : "Nothing will be built with it until a good bundle is imported again.",
+        errors: already ? [] : problems.slice(0, 20).map(function (p) {
+          /* "." is the toolchain as a whole (e.g. its stored manifest), not a file. */
+          return { pointer: p.path && p.path !== "." ? p.path : null, detail: (p.kind ? p.kind + ": " : "") + (p.detail || "") };
+        })
+      });
+    }, function (err) {
+      setToolchainsStatus("");
+      renderProblem($("toolchains-problem"), asProblem(err));
+    }).then(function () {
+      toolchainsState.busy = false;
+      button.disabled = false;
+      button.textContent = "Verify now";
+      return afterRegistryChange();
+    });
+  }
+
+  function onImportBundle(event) {
+    event.preventDefault();
+    var input = $("toolchain-bundle");
+    var button = $("toolchain-import");
+    if (button.disabled || toolchainsState.busy) {
+      return;
+    }
+    $("toolchains-problem").hidden = true;
+    input.removeAttribute("aria-invalid");
+    var file = input.files && input.files.length ? input.files[0] : null;
+    if (!file) {
+      input.setAttribute("aria-invalid", "true");
+      renderProblem($("toolchains-problem"), { title: "Choose a bundle", detail: "Select a signed toolchain bundle file to import." });
+      input.focus();
+      return;
+    }
+    toolchainsState.busy = true;
+    button.disabled = true;
+    button.textContent = "Importing…";
+    setToolchainsStatus("Uploading and verifying " + file.name + " (" + fmtBytes(file.size) + ")…");
+    request("/toolchains", { method: "POST", raw: file }).then(function (t) {
+      setToolchainsStatus(t && t.name
+        ? "Imported " + t.name + " " + t.version + ": " + t.file_count + " files, targets " + (t.targets || []).join(", ") + "."
+        : "Imported.");
+      $("toolchain-import-form").reset();
+    }, function (err) {
+      setToolchainsStatus("");
+      renderProblem($("toolchains-problem"), asProblem(err));
+    }).then(function () {
+      toolchainsState.busy = false;
+      button.disabled = false;
+      button.textContent = "Import bundle";
+      return afterRegistryChange();
+    });
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Views: "#toolchains" shows the registry, anything else translating  */
+  /* ------------------------------------------------------------------ */
+
+  function showView() {
+    var toolchains = window.location.hash === "#toolchains";
+    $("view-translate").hidden = toolchains;
+    $("view-toolchains").hidden = !toolchains;
+    var current = toolchains ? $("nav-toolchains") : $("nav-translate");
+    var other = toolchains ? $("nav-translate") : $("nav-toolchains");
+    current.setAttribute("aria-current", "page");
+    other.removeAttribute("aria-current");
+    if (toolchains) {
+      loadToolchains();
+    }
+  }
+
+  /* ------------------------------------------------------------------ */
   /* Boot                                                                */
   /* ------------------------------------------------------------------ */
 
@@ -1389,6 +1609,18 @@
     $("recent-refresh").addEventListener("click", function () { loadRecent(false); });
     $("recent-more").addEventListener("click", function () { loadRecent(true); });
     $("t-edit-source").addEventListener("click", editSource);
+    $("toolchains-refresh").addEventListener("click", function () {
+      $("toolchains-problem").hidden = true;
+      setToolchainsStatus("");
+      afterRegistryChange();
+    });
+    $("toolchain-import-form").addEventListener("submit", onImportBundle);
+    window.addEventListener("hashchange", function () {
+      showView();
+      $("main").focus({ preventScroll: true });
+      window.scrollTo(0, 0);
+    });
+    showView();
 
     loadTargets();
     loadRecent(false);
