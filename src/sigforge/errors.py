@@ -162,3 +162,20 @@ class ServiceUnavailable(DomainError):
     """A dependency (database, broker) cannot be reached right now."""
 
     code = "unavailable"
+
+
+class BackupRejected(DomainError):
+    """A backup archive failed verification or cannot be restored here; ``reason`` names the failed check.
+
+    Reasons are short kebab-case codes (``bad-signature``, ``file-changed``, ``file-missing``, ``file-extra``,
+    ``version-mismatch``…; the full list is ``sigforge.backup.format.Reason``). Nothing was restored.
+    """
+
+    code = "backup-rejected"
+
+    def __init__(self, reason: str, message: str, *, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message, detail={"reason": str(reason), **(detail or {})})
+        self.reason = str(reason)
+
+    def __str__(self) -> str:
+        return f"[{self.reason}] {self.message}"

@@ -1,7 +1,7 @@
 """``sigforge``: argument parsing and exit codes; each command lives in its own module.
 
 Exit codes: 0 success (for ``translate``: verified), 1 failure (for ``translate``: verification failed; for
-``bundle``/``keys``: a bundle or trust root was rejected, with its reason),
+``bundle``/``keys``/``backup``: a bundle, trust root or backup was rejected, with its reason),
 2 bad input or bad settings, 3 the environment is not ready (schema mismatch, unreachable service, toolchain),
 70 an internal error (a bug; one line, and the traceback with ``SIGFORGE_LOG_LEVEL=debug``).
 """
@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 import sigforge
-from sigforge.errors import BundleRejected, DomainError, InvalidInput, InvalidSettings
+from sigforge.errors import BackupRejected, BundleRejected, DomainError, InvalidInput, InvalidSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NOT_READY, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_keys_parser(sub)
     add_bundle_parser(sub)
+    from sigforge.cli.backup import add_parser as add_backup_parser
+
+    add_backup_parser(sub)
     return parser
 
 
@@ -94,6 +97,10 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per com
         from sigforge.cli.queue import run_queue
 
         return run_queue(args, settings)
+    if args.command == "backup":
+        from sigforge.cli.backup import run_backup
+
+        return run_backup(args, settings)
     from sigforge.cli import serve
 
     if args.command == "serve":
@@ -112,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
-    except BundleRejected as exc:
+    except (BundleRejected, BackupRejected) as exc:
         print(f"sigforge: rejected: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except (InvalidInput, InvalidSettings) as exc:
