@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DATA   ?= $(CURDIR)/var
 JOBS   ?= 2
 
-.PHONY: run test lint typecheck imports unit bench clean venv
+.PHONY: run test lint typecheck imports unit bench clean venv frozen wheelhouse
 
 venv: $(STAMP)
 
@@ -32,13 +32,25 @@ unit: venv
 	$(BIN)/pytest -n $(JOBS) --dist loadgroup -q -m "not slow"
 
 lint: venv
-	$(BIN)/ruff check src tests bench migrations installer
-	$(BIN)/ruff format --check src tests bench migrations installer
+	$(BIN)/ruff check src tests bench migrations installer offline-wheels
+	$(BIN)/ruff format --check src tests bench migrations installer offline-wheels
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 bench: venv
 	$(BIN)/python bench/run_all.py
+
+## Freeze sigforge with PyInstaller (appliance/sigforge.spec): onedir -> dist/sigforge/, onefile -> dist/sigforge-onefile.
+frozen: venv
+	SIGFORGE_FREEZE_TARGETS=onedir,onefile $(BIN)/pyinstaller --noconfirm --clean --log-level WARN \
+		--distpath dist --workpath build/pyinstaller appliance/sigforge.spec
+	@du -sh dist/sigforge dist/sigforge-onefile
+
+## Connected build host: fill offline-wheels/wheelhouse/ with the locked wheels (+ the sigforge wheel, SHA256SUMS).
+## WHEEL_TARGETS: current (default), all, or e.g. cp311-x86_64,cp312-aarch64. See offline-wheels/README.md.
+WHEEL_TARGETS ?= current
+wheelhouse: venv
+	$(BIN)/python offline-wheels/fill.py --targets $(WHEEL_TARGETS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache build dist
