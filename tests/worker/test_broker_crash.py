@@ -7,6 +7,7 @@ journals ``start``/``done`` lines per process, from which every test checks "no 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import sqlite3
@@ -49,7 +50,10 @@ class Cluster:
     def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
         log = self.tmp / f"workers-{len(self.procs)}.err"
         with log.open("wb") as err:
-            proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=err)
+            # A session of its own: close() can then reap forked children that outlive their parent.
+            proc = subprocess.Popen(
+                argv, cwd=REPO_ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+            )
         self.procs.append(proc)
         self.logs.append(log)
         return proc
@@ -105,6 +109,8 @@ class Cluster:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # forked workers left behind by a killed parent
         self.producer.close()
 
 

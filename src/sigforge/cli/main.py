@@ -1,7 +1,8 @@
 """``sigforge``: argument parsing and exit codes; each command lives in its own module.
 
 Exit codes: 0 success (for ``translate``: verified), 1 failure (for ``translate``: verification failed; for
-``bundle``/``keys``/``backup``: a bundle, trust root or backup was rejected, with its reason),
+``bundle``/``keys``/``backup``/``update``: a bundle, trust root or backup was rejected, with its reason; for
+``update``: also an update that failed and was rolled back),
 2 bad input or bad settings, 3 the environment is not ready (schema mismatch, unreachable service, toolchain),
 70 an internal error (a bug; one line, and the traceback with ``SIGFORGE_LOG_LEVEL=debug``).
 """
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     from sigforge.cli.backup import add_parser as add_backup_parser
 
     add_backup_parser(sub)
+    from sigforge.cli.update import add_parser as add_update_parser
+
+    add_update_parser(sub)
     return parser
 
 
@@ -101,6 +105,10 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per com
         from sigforge.cli.backup import run_backup
 
         return run_backup(args, settings)
+    if args.command == "update":
+        from sigforge.cli.update import run_update
+
+        return run_update(args, settings)
     from sigforge.cli import serve
 
     if args.command == "serve":

@@ -1,1 +1,38 @@
-"""Signed updates: staged apply with backup, migrate, switch, health check and automatic rollback (a later issue)."""
+"""Signed updates, the pure part: the on-box layout (releases, the ``current`` link), the update journal with its
+ordered steps and the recovery rule for each, the history, and the test-only fault hook. No database, web, worker or
+process imports; ``services/updates.py`` orchestrates. See docs/updates.md.
+"""
+
+from sigforge.updates.faults import FAULT_ENV, InjectedFault, fault_point
+from sigforge.updates.history import HistoryRecord, load_history, record_history
+from sigforge.updates.journal import (
+    STEPS,
+    Event,
+    Journal,
+    Step,
+    Undo,
+    clear_journal,
+    load_journal,
+    recovery_plan,
+    save_journal,
+)
+from sigforge.updates.layout import Layout
+
+__all__ = [
+    "FAULT_ENV",
+    "STEPS",
+    "Event",
+    "HistoryRecord",
+    "InjectedFault",
+    "Journal",
+    "Layout",
+    "Step",
+    "Undo",
+    "clear_journal",
+    "fault_point",
+    "load_history",
+    "load_journal",
+    "record_history",
+    "recovery_plan",
+    "save_journal",
+]

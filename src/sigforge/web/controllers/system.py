@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+import sigforge
 from sigforge.db import migrate
 from sigforge.dsp import pipeline
 from sigforge.errors import DomainError
@@ -46,6 +47,7 @@ def readyz(request: Request[Any, Any, Any]) -> Response[HealthOut]:
     return Response(
         HealthOut(status="ready" if ready else "not-ready", checks=checks),
         status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"x-sigforge-version": sigforge.__version__},  # the updater checks which release answers
     )
 
 
