@@ -21,6 +21,8 @@ BENCHES = {
     "translator-cold": ["bench/bench_translator.py", "--cold-output"],
     "fft": ["bench/bench_fft.py"],
     "broker": ["bench/bench_broker.py"],
+    "toolchains": ["bench/bench_toolchains.py"],
+    "frozen": ["bench/bench_frozen.py"],
 }
 
 

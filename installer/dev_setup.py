@@ -36,10 +36,10 @@ HOST_PACKAGES = ("gcc", "cpp", "binutils", "libc6", "libc6-dev", "linux-libc-dev
 
 
 @contextmanager
-def locked(cache: Path) -> Iterator[None]:
-    """Serialise set-up between processes (parallel test workers, two `make run`s)."""
+def locked(cache: Path, name: str = ".lock") -> Iterator[None]:
+    """Serialise set-up between processes (parallel test workers, two `make run`s) on ``cache/name``."""
     cache.mkdir(parents=True, exist_ok=True)
-    with (cache / ".lock").open("w") as handle:
+    with (cache / name).open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -112,6 +112,48 @@ def host_gcc_bundle(cache: Path, keys: dict[str, SigningKey]) -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+def _zig_key(keys: dict[str, SigningKey], package: Path, targets: list[str]) -> str:
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(keys["toolchain"].keyid.encode())
+    for source in sorted((HERE / "toolchains").glob("*.py")):
+        digest.update(source.read_bytes())
+    digest.update(f"ziglang {version('ziglang')} {package} {','.join(targets)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def zig_bundle(cache: Path, targets: tuple[str, ...] = ("linux-arm64",)) -> Path:
+    """The zig toolchain bundle built from the installed ``ziglang`` package (the ``dev`` extra), signed with the
+    development toolchain key; built once per content key (package version, builder sources, key, targets).
+
+    The build warms zig's cache for each target (about 1-2 minutes per target on 2 cores), so it is cached in
+    ``cache/bundles`` and serialised by its own lock (``.zig-lock``, so that the host-gcc set-up never waits for it).
+    """
+    sys.path.insert(0, str(HERE / "toolchains"))
+    try:
+        import zig
+    finally:
+        sys.path.remove(str(HERE / "toolchains"))
+    package = zig.installed_package()
+    with locked(cache):
+        keys = dev_keys(cache)
+    with locked(cache, ".zig-lock"):
+        out_dir = cache / "bundles" / f"zig-{_zig_key(keys, package, list(targets))}"
+        existing = sorted(out_dir.glob("zig-*.bundle"))
+        if existing:
+            return existing[0]
+        key_file = sorted((cache / "keys").glob("toolchain-*.key"))[0]
+        result = subprocess.run(
+            [sys.executable, str(HERE / "toolchains" / "build.py"), "zig", "--from-package", str(package),
+             "--targets", ",".join(targets), "--key", str(key_file), "--out", str(out_dir), "--expires-days", "3650",
+             "--work", str(cache)],
+            check=False, capture_output=True, text=True,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise SystemExit(f"building the zig toolchain bundle failed:\n{result.stderr}")
+        return Path(result.stdout.strip().splitlines()[-1])
+
+
 def ensure(settings: Settings, cache: Path = DEFAULT_CACHE) -> None:
     """Trust root installed, host-gcc imported: what `make run` needs before `sigforge up`."""
     from sigforge.cli.db import open_database
@@ -149,4 +191,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["dev_keys", "dev_root", "ensure", "host_gcc_bundle", "install_dev_trust"]
+__all__ = ["dev_keys", "dev_root", "ensure", "host_gcc_bundle", "install_dev_trust", "zig_bundle"]

@@ -1,11 +1,13 @@
 """Builder (a): cross C compilers from the ``ziglang`` wheel, with a pre-filled cache so the box never rebuilds libc.
 
 The wheel (fetched on the connected build host with ``pip download ziglang --no-deps``) is unpacked into
-``zig/`` (or, with ``--from-package``, an installed ``ziglang`` package directory is copied there: development
-machines get the package from ``pip install -e .[dev]``); each target's C library, compiler_rt and start files are built once here by compiling a small program, and
-the resulting global cache is shipped as ``cache/``. Zig needs a *writable* global cache, so the ``cc`` wrapper copies
-``cache/`` into a per-node directory on first use (``$SIGFORGE_ZIG_CACHE``, default ``$TMPDIR/sigforge-zig-cache``);
-the signed copy in the tree is never written, so the registry's checks keep holding.
+``zig/`` (with ``--from-package``, an installed ``ziglang`` package directory is copied there instead: development
+machines get it from ``pip install -e .[dev]``). Each target's C library, compiler_rt and start files are built once
+here by compiling a small program, and the resulting global cache is shipped as ``cache/``. Zig needs a *writable*
+global cache, so the ``cc`` wrapper copies ``cache/`` into a per-node directory on first use
+(``$SIGFORGE_ZIG_CACHE``, default: one directory per tree under ``$TMPDIR``); the signed copy in the tree is never
+written, so the registry's checks keep holding. Known limit: zig 0.17.1 does not reuse the shipped libc after the
+tree is extracted elsewhere (see installer/README.md, "Builders").
 """
 
 from __future__ import annotations
@@ -54,8 +56,11 @@ ZIG_GLOBAL_CACHE_DIR="$cache" ZIG_LOCAL_CACHE_DIR="$cache" exec "$root/zig/zig" 
 
 
 def _skipped(rel: str) -> bool:
-    """The wheel's Python shims and byte-code: the tree runs ``zig`` directly, never through Python."""
-    return rel in ("__init__.py", "__main__.py") or "__pycache__" in rel.split("/")
+    """Left out: the wheel's Python shims and byte-code (the tree runs ``zig`` directly), and the standard library's
+    ``testdata`` fixtures (never compiled by ``zig cc``; they include ASN.1 ``.der`` keys, which a bundle may not hold).
+    """
+    parts = rel.split("/")
+    return rel in ("__init__.py", "__main__.py") or "__pycache__" in parts or "testdata" in parts
 
 
 def _zig_version(prefix: Path) -> str:

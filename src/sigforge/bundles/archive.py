@@ -41,7 +41,10 @@ LINK_MODE = 0o777
 _CHUNK = 1024**2
 _RAW_CHUNK = 512  # small compressed steps bound what one decompression call can produce
 _ALLOWED_PAX = frozenset({"path", "linkpath"})
-_TRUST_SNIFF = (b"-----BEGIN PUBLIC KEY", b"-----BEGIN PRIVATE KEY", b"-----BEGIN OPENSSH", b'"sigforge-root"')
+# Key files hidden under innocent names. Deliberately narrow: only the PEM armour of keys, which no compiler,
+# simulator or release payload needs to ship (sigforge's own source and root metadata are not sniffed: a release
+# carries the code that *reads* roots, and the box never takes trust from a bundle anyway).
+_TRUST_SNIFF = (b"-----BEGIN PUBLIC KEY", b"-----BEGIN PRIVATE KEY", b"-----BEGIN OPENSSH")
 
 
 def canonical_info(name: str, *, size: int = 0, mode: int = 0o644, link: str | None = None) -> tarfile.TarInfo:
@@ -151,40 +154,54 @@ class PayloadSink:
     def symlink(self, entry: SymlinkEntry) -> None:
         return None
 
+    def close(self) -> None:
+        """Release what the sink holds (called once, after the last member, also on failure)."""
+        return None
+
 
 class DirectorySink(PayloadSink):
-    """Writes into a directory the caller created privately; parents are made here, never followed."""
+    """Writes into a directory the caller created privately; parents are made here, never followed.
+
+    The descriptors of the current parent directory chain are kept open (members arrive sorted by path, so
+    consecutive files mostly share their parent): each directory is made and opened once with ``O_NOFOLLOW`` instead
+    of re-walking every component for every file, and at most one descriptor per path level is held.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._chain: list[tuple[str, int]] = []  # (component, descriptor), from the root down
 
     def _parent(self, rel: str) -> int:
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        for part in rel.split("/")[:-1]:
+        parts = rel.split("/")[:-1]
+        keep = 0
+        for (name, _), part in zip(self._chain[1:], parts, strict=False):
+            if name != part:
+                break
+            keep += 1
+        if not self._chain:
+            self._chain.append(("", os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)))
+        while len(self._chain) > keep + 1:
+            os.close(self._chain.pop()[1])
+        for part in parts[keep:]:
+            fd = self._chain[-1][1]
             with suppress(FileExistsError):
                 os.mkdir(part, 0o755, dir_fd=fd)
-            try:
-                child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            finally:
-                os.close(fd)
-            fd = child
-        return fd
+            self._chain.append((part, os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)))
+        return self._chain[-1][1]
 
     def open(self, entry: FileEntry) -> IO[bytes] | None:
         parent = self._parent(entry.path)
-        try:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-            fd = os.open(entry.path.rsplit("/", 1)[-1], flags, 0o600, dir_fd=parent)
-        finally:
-            os.close(parent)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        fd = os.open(entry.path.rsplit("/", 1)[-1], flags, 0o600, dir_fd=parent)
         return os.fdopen(fd, "wb")
 
     def symlink(self, entry: SymlinkEntry) -> None:
         parent = self._parent(entry.path)
-        try:
-            os.symlink(entry.target, entry.path.rsplit("/", 1)[-1], dir_fd=parent)
-        finally:
-            os.close(parent)
+        os.symlink(entry.target, entry.path.rsplit("/", 1)[-1], dir_fd=parent)
+
+    def close(self) -> None:
+        while self._chain:
+            os.close(self._chain.pop()[1])
 
 
 def _link_escapes(member_path: str, target: str) -> bool:
@@ -271,12 +288,18 @@ class BundleReader:
         """The manifest's bytes and the signatures' bytes (both unverified)."""
         return self._small(MANIFEST_NAME, MAX_MANIFEST_BYTES), self._small(SIGNATURES_NAME, MAX_SIGNATURES_BYTES)
 
-    def read_payload(self, manifest: Manifest, sink: PayloadSink) -> None:  # noqa: PLR0912 - one branch per check
+    def read_payload(self, manifest: Manifest, sink: PayloadSink) -> None:
         """Check every payload member against ``manifest`` (streaming its SHA-256), handing verified data to ``sink``.
 
         Raises:
             BundleRejected: at the first member or byte that does not match; what the sink got is then untrusted.
         """
+        try:
+            self._read_payload(manifest, sink)
+        finally:
+            sink.close()
+
+    def _read_payload(self, manifest: Manifest, sink: PayloadSink) -> None:  # noqa: PLR0912 - one branch per check
         files = {f.path: f for f in manifest.files}
         links = {s.path: s for s in manifest.symlinks}
         seen: set[str] = set()
@@ -331,7 +354,8 @@ class BundleReader:
         try:
             first = True
             for chunk in self._content(member):
-                if first and any(marker in chunk[:65536] for marker in _TRUST_SNIFF):
+                head = chunk[:65536] if first else b""  # sliced once, not once per marker
+                if first and any(marker in head for marker in _TRUST_SNIFF):
                     reject(Reason.OWN_TRUST, f"{entry.path!r} holds key or trust material", path=entry.path)
                 first = False
                 digest.update(chunk)

@@ -1,0 +1,171 @@
+"""The toolchain builders of ``installer/toolchains/``, run for real: build a signed bundle, import it into a registry
+the way a box does, then use the imported tree (and only it) to build something.
+
+* host-gcc: the bundle ``make run`` uses; the imported ``bin/cc`` must find cc1, as and ld inside its own tree.
+* debian ``hdl``: a real ``iverilog`` .deb (``.ci/run`` fetches it into ``.cache/debs``); skipped locally when the
+  .deb is absent, a failure under CI=true.
+* zig: built from the installed ``ziglang`` package (the ``dev`` extra) with a warmed cache for linux-arm64; the bundle
+  is cached in ``.cache/dev-toolchain`` by content (the warm-up takes minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from realservices import in_ci
+from sigforge.db.session import Database
+from sigforge.services.context import Actor
+from sigforge.services.toolchains import ToolchainRegistry
+from sigforge.settings import Settings, load_settings
+from sigforge.toolchains.runner import ProcessRunner
+from support import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "installer"))
+import dev_setup
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("toolchain-builders")]
+
+ACTOR = Actor("test-builders")
+CACHE = REPO_ROOT / ".cache" / "dev-toolchain"
+DEBS = REPO_ROOT / ".cache" / "debs"
+EM_AARCH64 = 183
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = load_settings(env={"SIGFORGE_DATA_DIR": str(tmp_path / "data")})
+    with dev_setup.locked(CACHE):
+        keys = dev_setup.dev_keys(CACHE)
+    dev_setup.install_dev_trust(settings.trust_path, keys)
+    return settings
+
+
+@pytest.fixture
+def registry(sqlite_db: Database, settings: Settings) -> ToolchainRegistry:
+    return ToolchainRegistry(sqlite_db, settings, ProcessRunner())
+
+
+def _run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env={**os.environ, **env}, timeout=600)
+    assert result.returncode == 0, f"{argv} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def _inside(path: str, tree: Path) -> bool:
+    return Path(path).resolve().is_relative_to(tree.resolve())
+
+
+# --- host-gcc ----------------------------------------------------------------------------------------------------
+
+
+def test_host_gcc_bundle_is_relocatable(registry: ToolchainRegistry, tmp_path: Path) -> None:
+    with dev_setup.locked(CACHE):
+        bundle = dev_setup.host_gcc_bundle(CACHE, dev_setup.dev_keys(CACHE))
+    view = registry.import_bundle(bundle, ACTOR)
+    tree = Path(view.install_dir)
+    cc = registry.resolve("host-c", ACTOR).tool("cc")
+    (tmp_path / "hello.c").write_text('#include <stdio.h>\nint main(void) { puts("hello from the tree"); return 0; }\n')
+    result = _run([str(cc), "-v", "-O2", "hello.c", "-o", "hello"], tmp_path, PATH="/nonexistent")
+    # Every program the driver ran (cc1, as, collect2 and the ld it calls) lives inside the imported tree.
+    programs = [line.split()[0] for line in result.stderr.splitlines() if line.startswith(" /")]
+    names = {Path(p).name for p in programs}
+    assert {"cc1", "as", "collect2"} <= names, result.stderr
+    assert all(_inside(p, tree) for p in programs), programs
+    # collect2 runs the ld the driver names for it (it does not echo it under -v): ask the driver.
+    linker = _run([str(cc), "-print-prog-name=ld"], tmp_path, PATH="/nonexistent").stdout.strip()
+    assert linker.startswith("/") and _inside(linker, tree), linker
+    assert subprocess.run([str(tmp_path / "hello")], capture_output=True, text=True).stdout == "hello from the tree\n"
+
+
+# --- debian: hdl (iverilog) --------------------------------------------------------------------------------------
+
+TESTBENCH = """\
+module tb;
+  reg [7:0] a, b;
+  wire [8:0] sum = a + b;
+  initial begin
+    a = 8'd200; b = 8'd100;
+    #1 $display("sum=%0d", sum);
+    $finish;
+  end
+endmodule
+"""
+
+
+def _iverilog_debs(tmp_path: Path) -> Path:
+    debs = sorted(DEBS.glob("iverilog_*.deb"))
+    if not debs:
+        message = f"no iverilog .deb in {DEBS} (.ci/run fetches it: apt-get download iverilog)"
+        if in_ci():
+            pytest.fail(f"{message}, and CI=true forbids skipping it")
+        pytest.skip(message)
+    only = tmp_path / "debs"
+    only.mkdir()
+    (only / debs[-1].name).symlink_to(debs[-1])
+    return only
+
+
+def test_hdl_bundle_simulates_verilog(registry: ToolchainRegistry, tmp_path: Path) -> None:
+    debs = _iverilog_debs(tmp_path)
+    key = sorted((CACHE / "keys").glob("toolchain-*.key"))[0]
+    build = [sys.executable, str(REPO_ROOT / "installer" / "toolchains" / "build.py"), "debian", "--debs", str(debs),
+             "--name", "hdl", "--key", str(key), "--out", str(tmp_path / "out")]  # fmt: skip
+    bundle = Path(_run(build, tmp_path).stdout.strip().splitlines()[-1])
+    view = registry.import_bundle(bundle, ACTOR)
+    assert (view.name, view.targets) == ("hdl", ["verilog"])
+    resolved = registry.resolve("verilog", ACTOR)
+    work = tmp_path / "sim"
+    work.mkdir()
+    (work / "tb.v").write_text(TESTBENCH)
+    # No system iverilog on PATH: the wrappers must find ivl, ivlpp and the VPI modules inside the tree.
+    _run([str(resolved.tool("simulator")), "-o", "tb.vvp", "tb.v"], work, PATH="/usr/bin:/bin")
+    out = _run([str(resolved.tool("simulator.runtime")), "tb.vvp"], work, PATH="/usr/bin:/bin")
+    assert "sum=300" in out.stdout, out.stdout + out.stderr
+
+
+# --- zig -----------------------------------------------------------------------------------------------------------
+
+
+def _elf_machine(path: Path) -> int:
+    head = path.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF", head
+    return int(struct.unpack("<H", head[18:20])[0])
+
+
+def _libc_archives(cache: Path) -> set[str]:
+    return {str(p.relative_to(cache)) for p in cache.glob("o/*/libc.a")}
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.xfail(
+    strict=True,
+    reason="zig 0.17.1 keys its cached libc by the inode/mtime of the zig lib directory's inputs "
+    "(std.Build.Cache metadata_only entries), so a cache warmed on the build host is rebuilt after extraction",
+)
+def test_zig_bundle_cross_compiles_without_rebuilding_libc(registry: ToolchainRegistry, tmp_path: Path) -> None:
+    pytest.importorskip("ziglang", reason="the dev extra installs ziglang (pip install -e .[dev])")
+    bundle = dev_setup.zig_bundle(CACHE, ("linux-arm64",))
+    view = registry.import_bundle(bundle, ACTOR)
+    assert "linux-arm64" in view.targets and view.file_count > 19_000
+    cc = registry.resolve("linux-arm64", ACTOR).tool("cc")
+    shipped = _libc_archives(Path(view.install_dir) / "cache")
+    assert shipped, "the bundle ships no pre-built libc"
+    (tmp_path / "fir.c").write_text(
+        "#include <math.h>\n#include <stdio.h>\n"
+        'int main(void) { float y = 0; for (int i = 0; i < 16; i++) y += sinf(i); printf("%f\\n", y); return 0; }\n'
+    )
+    cache = tmp_path / "zig-cache"  # fresh: the wrapper copies the tree's cache/ here first
+    started = time.monotonic()
+    _run([str(cc), "-target", "aarch64-linux-musl", "-O2", "-static", "fir.c", "-lm", "-o", "fir"], tmp_path,
+         SIGFORGE_ZIG_CACHE=str(cache))  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert _elf_machine(tmp_path / "fir") == EM_AARCH64
+    assert _libc_archives(cache) == shipped, "zig built a new libc instead of using the shipped one"
+    assert elapsed < 20, f"{elapsed:.1f} s: the pre-built cache was not used"
