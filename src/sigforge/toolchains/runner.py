@@ -15,11 +15,12 @@ Every run gets:
 
 PID namespace (``sandbox.network = "isolate"`` only). The program runs as
 ``unshare --net --pid --fork --kill-child [--mount-proc] [--map-root-user] -- <python> -I -S -c _INIT <fd>
-prlimit ... -- program``. ``_INIT`` is a few lines of Python that must find itself at pid 1 of the new
-namespace (else it refuses to run: the namespace is verified, not assumed); it starts the program as pid 2
-with default signal dispositions, reaps orphans, and when the program exits writes its ``subprocess``-style
-returncode to a pipe only it holds, then exits, whereupon the kernel SIGKILLs everything left in the
-namespace. On a timeout the runner SIGKILLs the process group (``unshare`` and the init): ``--kill-child``
+prlimit ... -- program`` (a frozen binary runs ``-- sigforge __sandbox_init__ <fd> prlimit ...`` instead: the
+same init text, see ``sandbox_init`` and :func:`init_command`). ``_INIT`` is a few lines of Python that must find
+itself at pid 1 of the new namespace (else it refuses to run: the namespace is verified, not assumed); it starts
+the program as pid 2 with default signal dispositions, reaps orphans, and when the program exits writes its
+``subprocess``-style returncode to a pipe only it holds, then exits, whereupon the kernel SIGKILLs everything left
+in the namespace. On a timeout the runner SIGKILLs the process group (``unshare`` and the init): ``--kill-child``
 and the init's death take the rest of the namespace down with them within milliseconds.
 
 Why an init of our own instead of letting the program be pid 1: the kernel drops every signal that a
@@ -45,12 +46,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from sigforge.errors import SandboxError, ToolchainError
+from sigforge.toolchains import sandbox_init
 
 Network = Literal["isolate", "trust-host"]
 OUTPUT_CAP = 1 << 20  # bytes of stdout / stderr kept per run
@@ -59,31 +62,31 @@ NOFILE = 1024
 _probe_cache: dict[tuple[str, ...], str | None] = {}
 
 #: pid 1 of the run's PID namespace (see the module docstring): ``_INIT <status fd or -> <argv...>``.
-_INIT = """\
-import os, signal, sys
-if os.getpid() != 1:
-    sys.exit("sigforge-init: not pid 1 of a new PID namespace")
-signal.signal(signal.SIGINT, signal.SIG_DFL)
-fd = -1 if sys.argv[1] == "-" else int(sys.argv[1])
-if fd >= 0:
-    os.set_inheritable(fd, False)
-argv = sys.argv[2:]
-try:
-    child = os.posix_spawn(argv[0], argv, os.environ, setsigmask=(),
-                           setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT))
-except OSError as exc:
-    sys.stderr.write(f"sigforge-init: cannot start {argv[0]}: {exc.strerror}\\n")
-    code = 127
-else:
-    while True:
-        pid, status = os.waitpid(-1, 0)
-        if pid == child:
-            break
-    code = os.waitstatus_to_exitcode(status)
-if fd >= 0:
-    os.write(fd, str(code).encode())
-os._exit(code if code >= 0 else 128 - code)
-"""
+_INIT = sandbox_init.SOURCE
+
+
+def init_command() -> list[str]:
+    """How to start the PID namespace's init; its arguments (status fd, then the program's argv) follow.
+
+    From a Python installation: a bare interpreter (``-I -S``) running :data:`_INIT`. A frozen ``sigforge`` binary
+    (PyInstaller) has no ``-c``; it runs the same text through its hidden ``__sandbox_init__`` subcommand, which its
+    entry script dispatches before importing anything else.
+    """
+    if getattr(sys, "frozen", False):
+        return [sys.executable, sandbox_init.FROZEN_SUBCOMMAND]
+    return [sys.executable, "-I", "-S", "-c", _INIT]
+
+
+def init_environment() -> dict[str, str]:
+    """Variables the init itself needs, on top of the scrubbed environment (none from a Python installation).
+
+    A frozen binary's bootloader finds its own files through PyInstaller's ``_PYI_*`` variables. Without them a
+    onefile binary would unpack itself again (tens of MB, on every sandboxed process) and run Python in a second
+    process, so the init would not be pid 1 and would refuse. The init removes them before it starts the program.
+    """
+    if not getattr(sys, "frozen", False):
+        return {}
+    return {k: v for k, v in os.environ.items() if k.startswith(sandbox_init.FROZEN_ENV_PREFIX)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,9 @@ def _probe(wrapper: list[str]) -> str | None:
     if key not in _probe_cache:
         true = _tool("true") or "/bin/true"
         try:
-            proc = subprocess.run([*wrapper, true], capture_output=True, timeout=10, check=False, env={})
+            proc = subprocess.run(
+                [*wrapper, true], capture_output=True, timeout=10, check=False, env=init_environment()
+            )
             _probe_cache[key] = None if proc.returncode == 0 else proc.stderr.decode(errors="replace").strip()
         except (OSError, subprocess.TimeoutExpired) as exc:
             _probe_cache[key] = str(exc)
@@ -154,7 +159,7 @@ class ProcessRunner:
                                    detail={"setting": "sandbox.network"})  # fmt: skip
             base = [unshare, "--net", "--pid", "--fork", "--kill-child"]
             user = [] if os.geteuid() == 0 else ["--map-root-user"]
-            init = ["--", sys.executable, "-I", "-S", "-c", _INIT]
+            init = ["--", *init_command()]
             problems: list[str] = []
             for extra in (["--mount-proc"], []):
                 wrapper = [*base, *extra, *user, *init]
@@ -226,6 +231,8 @@ class ProcessRunner:
             home.mkdir()
             child_env = {"PATH": SYSTEM_PATH, "LANG": "C", "LC_ALL": "C", "TMPDIR": str(home), "HOME": str(home)}
             child_env.update(env or {})
+            if self._sandbox:
+                child_env.update(init_environment())
             # The init of the PID namespace reports the program's returncode on this pipe (see the module docs).
             status_r, status_w = os.pipe() if self._sandbox else (-1, -1)
             try:
@@ -247,16 +254,14 @@ class ProcessRunner:
                         if status_w >= 0:
                             os.close(status_w)
                             status_w = -1
-                    try:
-                        returncode = proc.wait(timeout=timeout_s)
-                    except subprocess.TimeoutExpired:
-                        timed_out = True
+                    timed_out = _wait_with_deadline(proc, timeout_s)
+                    if timed_out:
                         returncode = self._kill_group(proc)
                     else:
                         # Leftovers (background grandchildren) die with the run: with a PID namespace the kernel
                         # already killed them when the init exited; without one, kill the process group. The
-                        # leader was just reaped, so its pid could only be reused after a full pid wrap-around.
-                        self._kill_group(proc)
+                        # leader is still an unreaped zombie here, so its pgid cannot have been reused.
+                        returncode = self._kill_group(proc)
                         if status_r >= 0:
                             reported = _read_status(status_r)
                             if reported is not None:
@@ -276,6 +281,44 @@ class ProcessRunner:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         return proc.wait()
+
+
+def _wait_with_deadline(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Block until ``proc`` exits (without reaping it) or ``timeout_s`` passes; True when the deadline won.
+
+    ``Popen.wait(timeout=...)`` polls with sleeps of up to 50 ms, which added tens of milliseconds to every short run
+    (a translation makes ~20). Here the caller's thread blocks in ``waitid(WNOWAIT)`` and a timer kills the run's
+    process group at the deadline; the leader stays a zombie until it is reaped, so its pgid cannot be reused
+    under the timer's feet.
+    """
+    lock = threading.Lock()
+    state = {"exited": False, "expired": False}
+
+    def expire() -> None:
+        with lock:
+            if state["exited"]:
+                return
+            state["expired"] = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout_s, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        while True:
+            try:
+                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries, but be explicit
+                continue
+            except ChildProcessError:  # already reaped elsewhere
+                break
+    finally:
+        with lock:
+            state["exited"] = True
+        timer.cancel()
+    return state["expired"]
 
 
 def _read_status(fd: int) -> int | None:
