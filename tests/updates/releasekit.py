@@ -89,16 +89,6 @@ REFUSE_UP = """for arg in "$@"; do
 done
 """
 
-# sigforge's own sources carry the trust markers its bundle verifier sniffs for (own-trust); a frozen release
-# compresses them away. The copies here split the literals so that a source tree can travel in a release bundle.
-_SNIFFED = {
-    "bundles/archive.py": [('b"-----BEGIN PUBLIC KEY"', 'b"-----BEGIN " b"PUBLIC KEY"'),
-                           ('b"-----BEGIN PRIVATE KEY"', 'b"-----BEGIN " b"PRIVATE KEY"'),
-                           ('b"-----BEGIN OPENSSH"', 'b"-----BEGIN " b"OPENSSH"'),
-                           ("b'\"sigforge-root\"'", "b'\"sigforge-' b'root\"'")],
-    "bundles/trust.py": [('"sigforge-root"', '"sigforge-" "root"')],
-}  # fmt: skip
-
 
 @dataclass(frozen=True)
 class Releases:
@@ -127,12 +117,6 @@ def make_tree(dest: Path, version: str, *, migrations: dict[str, str] | None = N
     text = init.read_text()
     assert '__version__ = "' in text
     init.write_text(text.replace(text[text.index('__version__ = "') :].split("\n", 1)[0], f'__version__ = "{version}"'))
-    for rel, pairs in _SNIFFED.items():
-        source = (pkg / rel).read_text()
-        for old, new in pairs:
-            assert old in source, (rel, old)
-            source = source.replace(old, new)
-        (pkg / rel).write_text(source)
     shutil.copytree(REPO_ROOT / "migrations", pkg / "_migrations", ignore=shutil.ignore_patterns("__pycache__"))
     for name, body in (migrations or {}).items():
         (pkg / "_migrations" / "versions" / name).write_text(body)

@@ -44,7 +44,9 @@ _ALLOWED_PAX = frozenset({"path", "linkpath"})
 # Key files hidden under innocent names. Deliberately narrow: only the PEM armour of keys, which no compiler,
 # simulator or release payload needs to ship (sigforge's own source and root metadata are not sniffed: a release
 # carries the code that *reads* roots, and the box never takes trust from a bundle anyway).
-_TRUST_SNIFF = (b"-----BEGIN PUBLIC KEY", b"-----BEGIN PRIVATE KEY", b"-----BEGIN OPENSSH")
+# Assembled at import so that this source file itself does not carry the markers (a release may ship sources).
+_PEM = b"-----" + b"BEGIN "
+_TRUST_SNIFF = (_PEM + b"PUBLIC KEY", _PEM + b"PRIVATE KEY", _PEM + b"OPENSSH")
 
 
 def canonical_info(name: str, *, size: int = 0, mode: int = 0o644, link: str | None = None) -> tarfile.TarInfo:

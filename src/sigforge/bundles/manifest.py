@@ -45,7 +45,9 @@ ANY_ARCH = "any"
 # Unknown field names that smell of trust material: refused as ``own-trust`` rather than as a plain schema error.
 _TRUST_WORDS = ("key", "root", "trust", "sign", "role", "cert")
 _TRUST_BASENAMES = frozenset({"root.json", "trust.json", "signatures.json"})
-_TRUST_SUFFIXES = (".pem", ".pub", ".key", ".der", ".crt")
+# Key files by name. Certificates (.pem/.crt CA bundles such as certifi's) are not keys this box could be made to
+# trust, and PEM-armoured keys under any name are caught by the archive's content sniff.
+_TRUST_SUFFIXES = (".pub", ".key")
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
 
 

@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     from sigforge.cli.update import add_parser as add_update_parser
 
     add_update_parser(sub)
+    from sigforge.cli.media import add_parser as add_media_parser
+    from sigforge.cli.service import add_parser as add_service_parser
+
+    add_media_parser(sub)
+    add_service_parser(sub)
     return parser
 
 
@@ -109,6 +114,14 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per com
         from sigforge.cli.update import run_update
 
         return run_update(args, settings)
+    if args.command == "media":
+        from sigforge.cli.media import run_media
+
+        return run_media(args, settings)
+    if args.command == "service":
+        from sigforge.cli.service import run_service
+
+        return run_service(args, settings)
     from sigforge.cli import serve
 
     if args.command == "serve":

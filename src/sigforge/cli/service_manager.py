@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from sigforge.errors import ServiceUnavailable
+from sigforge.settings import Settings
 from sigforge.updates.files import atomic_write
 
 PIDFILE = "sigforge.pid"
@@ -166,6 +167,21 @@ class PidfileServices:
         while any(_alive(p, starts[p]) for p in family):
             time.sleep(0.05)
         self.pidfile.unlink(missing_ok=True)
+
+
+def make_manager(kind: str, current: Path, settings: Settings, config_file: str | None) -> ServiceManager:
+    """``kind`` auto|systemd|pidfile (auto: systemd when it runs this machine) for the release at ``current``."""
+    if kind == "auto":
+        kind = "systemd" if SystemdServices.available() else "pidfile"
+    if kind == "systemd":
+        return SystemdServices()
+    return PidfileServices(current, settings.data_path, config_file=config_file)
+
+
+def ready_url(settings: Settings) -> str:
+    """``/readyz`` of this node's web service on the loopback (a wildcard listen address is probed there)."""
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::", "") else settings.server.host  # noqa: S104
+    return f"http://{host}:{settings.server.port}/readyz"
 
 
 class ProcessHost:

@@ -21,7 +21,7 @@ import argparse
 import os
 from pathlib import Path
 
-from sigforge.cli.service_manager import PidfileServices, ProcessHost, ServiceManager, SystemdServices
+from sigforge.cli.service_manager import ProcessHost, make_manager, ready_url
 from sigforge.errors import InvalidInput
 from sigforge.logging import configure_logging
 from sigforge.services.context import Actor
@@ -58,14 +58,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     restore_db.add_argument("backup", type=Path)
 
 
-def _manager(kind: str, layout: Layout, settings: Settings, config_file: str | None) -> ServiceManager:
-    if kind == "auto":
-        kind = "systemd" if SystemdServices.available() else "pidfile"
-    if kind == "systemd":
-        return SystemdServices()
-    return PidfileServices(layout.current, settings.data_path, config_file=config_file)
-
-
 def _service(args: argparse.Namespace, settings: Settings) -> UpdateService:
     config = find_config_file(args.config, os.environ)
     config_file = str(config.resolve()) if config is not None else None
@@ -78,10 +70,8 @@ def _service(args: argparse.Namespace, settings: Settings) -> UpdateService:
             pending = None
         if pending is not None and pending.services:
             kind = pending.services
-    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::", "") else settings.server.host  # noqa: S104
-    ready = f"http://{host}:{settings.server.port}/readyz"
-    services = _manager(kind, layout, settings, config_file)
-    process_host = ProcessHost(services, ready_url=ready, config_file=config_file)
+    services = make_manager(kind, layout.current, settings, config_file)
+    process_host = ProcessHost(services, ready_url=ready_url(settings), config_file=config_file)
     return UpdateService(settings, layout, process_host, Actor("cli:update"), health_timeout_s=args.health_timeout)
 
 
