@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--version", help="bundle version (default: the tool's own MAJOR.MINOR.PATCH)")
         p.add_argument("--expires-days", type=int, default=365)
         p.add_argument("--compression", choices=["zstd", "gzip"], default="zstd")
+        p.add_argument("--zstd-level", type=int, default=12, help="1-19: 12 for media, 3 for quick development builds")
         p.add_argument("--work", type=Path, help="where to assemble the prefix (default: a temporary directory)")
     return parser
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             build_bundle(
                 source=prefix, out=out, kind="toolchain", name=name, version=version, product=PRODUCT,
                 host_arch=platform.machine(), created=now, expires=now + timedelta(days=args.expires_days),
-                keys=keys, compression=args.compression, provides=provides,
+                keys=keys, compression=args.compression, zstd_level=args.zstd_level, provides=provides,
             )  # fmt: skip
     except DomainError as exc:
         print(f"build.py: {exc}", file=sys.stderr)

@@ -107,7 +107,7 @@ def write_tar(fh: IO[bytes], manifest: Manifest, manifest_bytes: bytes, signatur
                 raise InvalidInput(f"{entry.path} changed while the bundle was being built")
 
 
-def compress(tar_path: Path, out: IO[bytes], compression: Compression) -> None:
+def compress(tar_path: Path, out: IO[bytes], compression: Compression, zstd_level: int = ZSTD_LEVEL) -> None:
     if compression == "gzip":
         with (
             tar_path.open("rb") as src,
@@ -115,7 +115,7 @@ def compress(tar_path: Path, out: IO[bytes], compression: Compression) -> None:
         ):
             shutil.copyfileobj(src, gz, 1024**2)
         return
-    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True, write_content_size=True, threads=0)
+    cctx = zstandard.ZstdCompressor(level=zstd_level, write_checksum=True, write_content_size=True, threads=0)
     with tar_path.open("rb") as src:
         cctx.copy_stream(src, out, size=tar_path.stat().st_size)
 
@@ -133,6 +133,7 @@ def build_bundle(
     expires: datetime,
     keys: Sequence[SigningKey],
     compression: Compression = "zstd",
+    zstd_level: int = ZSTD_LEVEL,
     min_installed_version: str | None = None,
     provides: Provides | None = None,
 ) -> Manifest:
@@ -173,7 +174,7 @@ def build_bundle(
         with tar_path.open("wb") as fh:
             write_tar(fh, manifest, manifest_bytes, signature_bytes, source)
         with packed.open("wb") as fh:
-            compress(tar_path, fh, compression)
+            compress(tar_path, fh, compression, zstd_level)
             fh.flush()
             os.fsync(fh.fileno())
         packed.chmod(0o644)
