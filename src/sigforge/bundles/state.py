@@ -11,14 +11,13 @@ rather than starting again from an empty floor.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
+from sigforge import fsutil
 from sigforge.bundles.manifest import Manifest, UtcTime, canonical_bytes
 from sigforge.bundles.version import Version
 from sigforge.errors import IntegrityError, InvalidInput
@@ -72,24 +71,9 @@ def load_state(path: Path) -> TrustState:
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file (world-readable: the trust
+    root and state are public)."""
+    fsutil.atomic_write(path, data, mode)
 
 
 def save_state(path: Path, state: TrustState) -> None:

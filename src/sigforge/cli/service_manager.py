@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Protocol
 
 from sigforge.errors import ServiceUnavailable
+from sigforge.fsutil import atomic_write
 from sigforge.settings import Settings
-from sigforge.updates.files import atomic_write
 
 PIDFILE = "sigforge.pid"
 VERSION_HEADER = "x-sigforge-version"

@@ -54,6 +54,7 @@ from sigforge.db import dump, migrate
 from sigforge.db.repositories import AuditRepository
 from sigforge.db.session import Database
 from sigforge.errors import BundleRejected, Conflict, DomainError, IntegrityError, NotFound
+from sigforge.fsutil import atomic_write, fsync_dir
 from sigforge.logging import get_logger
 from sigforge.services.context import Actor
 from sigforge.settings import Settings
@@ -72,7 +73,6 @@ from sigforge.updates import (
     recovery_plan,
     save_journal,
 )
-from sigforge.updates.files import atomic_write, fsync_dir
 from sigforge.updates.history import Result
 
 log = get_logger(__name__)

@@ -33,6 +33,8 @@ from typing import Protocol
 
 import msgspec
 
+from sigforge import fsutil
+
 # A stamp: (size, st_mode, mtime_ns, ctime_ns, inode, device). Plain tuples: comparing them is the hot loop.
 Stamp = tuple[int, int, int, int, int, int]
 
@@ -320,13 +322,7 @@ def _write_stamps(root: Path, paths: Sequence[str], cache_file: Path, manifest_i
     all_dirs = {d for path in paths for d in _parents(path)} | {""}
     dirs = {d: trusted(_stamp(os.lstat(f"{base}/{d}" if d else base))) for d in all_dirs}
     payload = msgspec.msgpack.encode(_Cache(CACHE_VERSION, manifest_id, dirs, entries))
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(cache_file)
+    fsutil.atomic_write(cache_file, payload, 0o644)
 
 
 def fast_check(root: Path, cache_file: Path, manifest_id: str) -> bool:

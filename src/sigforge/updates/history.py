@@ -10,7 +10,7 @@ from typing import Literal
 
 import msgspec
 
-from sigforge.updates.files import atomic_write
+from sigforge.fsutil import atomic_write
 
 Result = Literal["committed", "rolled-back", "rollback-unhealthy", "rejected"]
 MAX_RECORDS = 1000

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from sigforge.updates.files import atomic_write, durable_unlink
+from sigforge.fsutil import atomic_write, durable_unlink
 
 
 class Step(StrEnum):

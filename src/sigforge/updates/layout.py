@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 
-from sigforge.updates.files import fsync_dir
+from sigforge.fsutil import fsync_dir
 
 _VERSION_DIR = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 

@@ -1,4 +1,8 @@
-"""Crash-safe small files: write a temp file beside the target, fsync, rename, fsync the directory."""
+"""Crash-safe small files: write a temp file beside the target, fsync, rename, fsync the directory.
+
+The one implementation used by the trust state (bundles), the toolchain stamp caches, the updater's journal and
+history, and the service manager's pidfiles. Standard library only: every layer may use it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 
 
 def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
