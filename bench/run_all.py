@@ -23,6 +23,7 @@ BENCHES = {
     "broker": ["bench/bench_broker.py"],
     "toolchains": ["bench/bench_toolchains.py"],
     "frozen": ["bench/bench_frozen.py"],
+    "lifecycle": ["bench/bench_lifecycle.py"],
 }
 
 

@@ -98,7 +98,8 @@ and ends with a health check of `http://127.0.0.1:8470/readyz`. Options: `--port
 DIR, services run by a pidfile instead of systemd).
 
 The worker pool builds and runs code in a sandbox that needs user namespaces (see `units/sigforge-worker.service`).
-sigforge has no user accounts yet, so there is no first administrator to create.
+It also creates the first admin, `admin`, and prints its one-time password once in the final summary: write it
+down, sign in and choose a new password at once (`sigforge user passwd admin` sets one on the box).
 
 An existing installation is never overwritten: update it with `sigforge update apply <release bundle>`.
 """

@@ -170,6 +170,8 @@ run() { (cd "$DATA" && $AS env HOME="$DATA" $SF "$@"); }
 run keys install "$WORK/in/root.json" --fingerprint "$FP" >/dev/null || die "installing the trust root failed"
 say "trust root installed ($FP)"
 run db upgrade || die "the database migration failed"
+# The first admin, with a one-time password shown once below (only if no admin exists: a re-run creates nobody).
+ADMIN=$(run user bootstrap-admin) || die "creating the first admin failed"
 for tc in "$WORK/media/toolchains/"*.bundle; do
   [ -e "$tc" ] || continue
   run toolchain import "$tc" || die "importing $(basename "$tc") failed"
@@ -201,6 +203,7 @@ sigforge $VERSION is installed and ready.
   services:  $MODE$([ "$MODE" = pidfile ] && echo " (stop: $SF service stop --prefix $PREFIX --services pidfile)")
   web:       http://127.0.0.1:$PORT/   (docs: $ROOT/share/docs)
   toolchains: $(run toolchain list | tail -n +2 | awk '{ printf "%s%s %s", sep, $1, $3; sep=", " }')
-  No users or sign-in exist in sigforge yet: there is no first admin account to create.
+  first admin (admin actions need a sign-in: POST /api/v1/session; write this down now, it is not shown again):
+$(echo "$ADMIN" | sed 's/^/    /')
   Updates: $ROOT/current/bin/sigforge update apply <release bundle>
 EOF

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -58,3 +59,12 @@ def provision_toolchain(settings: object) -> None:
     import dev_setup
 
     dev_setup.ensure(settings, REPO_ROOT / ".cache" / "dev-toolchain")  # type: ignore[arg-type]
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The RFC 9457 problem-details body of an error ``response``, after checking its status, type and code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["code"] == code, body
+    return body

@@ -43,9 +43,11 @@ def make_bundle(
     reports: str | None = None,
     name: str = "tinycc",
     extra: dict[str, bytes] | None = None,
+    role: str = "cc",
 ) -> Path:
     """A toolchain bundle for ``host-c`` (``bin/cc``, a 5000-byte ``lib/libtiny.a``, ``include/tiny.h``) signed by
-    ``key``; ``reports`` makes ``cc --version`` answer another version than the manifest declares."""
+    ``key``; ``reports`` makes ``cc --version`` answer another version than the manifest declares; ``role`` is the
+    entry point's role (``bin/cc`` serves it either way)."""
     src = tmp / f"src-{name}-{version}-{os.urandom(4).hex()}"
     files = {"bin/cc": tool(reports or version), "lib/libtiny.a": os.urandom(5000), "include/tiny.h": b"int t;\n"}
     files.update(extra or {})
@@ -59,6 +61,6 @@ def make_bundle(
     build_bundle(
         source=src, out=out, kind="toolchain", name=name, version=version, product="sigforge", host_arch="any",
         created=now - timedelta(minutes=1), expires=now + timedelta(days=30), keys=[key], compression="gzip",
-        provides=Provides(targets=("host-c",), entry_points={"cc": entry}),
+        provides=Provides(targets=("host-c",), entry_points={role: entry}),
     )  # fmt: skip
     return out

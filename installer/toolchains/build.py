@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="targets whose libc/compiler_rt to pre-build into the cache (comma-separated)")  # fmt: skip
     deb = sub.add_parser("debian", help="tools unpacked from Debian packages into a relocatable prefix")
     deb.add_argument("--debs", type=Path, required=True, help="a directory of .deb files (apt-get download ...)")
-    deb.add_argument("--name", required=True, choices=["arm-none-eabi", "qemu", "hdl"])
+    deb.add_argument("--name", required=True, choices=["arm-none-eabi", "qemu", "hdl", "yosys"])
     for p in sub.choices.values():
         p.add_argument("--key", type=Path, action="append", required=True, help="toolchain-role signing key (PEM)")
         p.add_argument("--out", type=Path, required=True, help="directory for the bundle")

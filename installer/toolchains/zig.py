@@ -3,11 +3,20 @@
 The wheel (fetched on the connected build host with ``pip download ziglang --no-deps``) is unpacked into
 ``zig/`` (with ``--from-package``, an installed ``ziglang`` package directory is copied there instead: development
 machines get it from ``pip install -e .[dev]``). Each target's C library, compiler_rt and start files are built once
-here by compiling a small program, and the resulting global cache is shipped as ``cache/``. Zig needs a *writable*
-global cache, so the ``cc`` wrapper copies ``cache/`` into a per-node directory on first use
-(``$SIGFORGE_ZIG_CACHE``, default: one directory per tree under ``$TMPDIR``); the signed copy in the tree is never
-written, so the registry's checks keep holding. Known limit: zig 0.17.1 does not reuse the shipped libc after the
-tree is extracted elsewhere (see installer/README.md, "Builders").
+here by compiling a small program through the tree's own ``cc`` wrapper, and the resulting global cache is shipped as
+``cache/``.
+
+Why the wrapper names zig's library directory ``/proc/self/fd/9``: zig keys the cached libc by the *path* of its
+library directory, so a cache warmed in ``/build/prefix`` would never be used by a tree extracted to
+``/var/lib/sigforge/toolchains/...``. The wrapper opens ``zig/lib`` as descriptor 9 and passes that path, which is the
+same string on every host. (Zig also compares each input's inode and mtime; after extraction they differ, so the first
+build re-hashes the library sources once — seconds, not the minute a libc rebuild takes — and records the new
+stamps in the writable cache.)
+
+Zig needs a *writable* global cache, so the wrapper copies ``cache/`` into a per-node directory on first use: the
+toolchain's state directory from the registry (``$SIGFORGE_TOOLCHAIN_STATE/zig-cache``), else
+``$SIGFORGE_ZIG_CACHE``, else one directory per tree under ``$TMPDIR``. The signed copy in the tree is never written,
+so the registry's checks keep holding.
 """
 
 from __future__ import annotations
@@ -33,8 +42,9 @@ WARM_MAIN = '#include <stdio.h>\nfloat f(float);\nint main(void) { printf("%f\\n
 
 CC_WRAPPER = """#!/bin/sh
 # zig {tool} (from the ziglang wheel), relocatable. Zig needs a writable global cache: the signed, pre-filled cache/
-# of this tree is copied once into $SIGFORGE_ZIG_CACHE (default: a directory per tree under $TMPDIR) and never
-# written in place, so the tree keeps matching its manifest.
+# of this tree is copied once into a per-node directory and never written in place, so the tree keeps matching its
+# manifest. Zig keys its cached libc by the path of its library directory: the directory is passed as
+# /proc/self/fd/9, the same path on every host, so the cache built on the build host is used here.
 case "$0" in */*) here=${0%/*} ;; *) here=. ;; esac
 root=$(CDPATH= cd -- "$here/.." && pwd -P) || exit 127
 if [ "$#" -eq 1 ] && [ "$1" = --version ]; then
@@ -45,13 +55,20 @@ if [ "$#" -eq 1 ] && [ "$1" = --version ]; then
     rm -rf "$tmp"
     exit $status
 fi
-cache=${SIGFORGE_ZIG_CACHE:-${TMPDIR:-/tmp}/sigforge-zig-cache-$(printf %s "$root" | cksum | cut -d" " -f1)}
+if [ -n "${SIGFORGE_ZIG_CACHE:-}" ]; then
+    cache=$SIGFORGE_ZIG_CACHE
+elif [ -n "${SIGFORGE_TOOLCHAIN_STATE:-}" ]; then
+    cache=$SIGFORGE_TOOLCHAIN_STATE/zig-cache
+else
+    cache=${TMPDIR:-/tmp}/sigforge-zig-cache-$(printf %s "$root" | cksum | cut -d" " -f1)
+fi
 if [ ! -d "$cache" ]; then
     tmp="$cache.tmp.$$"
     mkdir -p "$tmp" && cp -R "$root/cache/." "$tmp/" || { rm -rf "$tmp"; exit 126; }
     mv -T "$tmp" "$cache" 2>/dev/null || rm -rf "$tmp"  # lost a race: the other process's copy is the same
 fi
-ZIG_GLOBAL_CACHE_DIR="$cache" ZIG_LOCAL_CACHE_DIR="$cache" exec "$root/zig/zig" {tool} "$@"
+exec 9<"$root/zig/lib" || exit 126
+ZIG_LIB_DIR=/proc/self/fd/9 ZIG_GLOBAL_CACHE_DIR="$cache" ZIG_LOCAL_CACHE_DIR="$cache" exec "$root/zig/zig" {tool} "$@"
 """
 
 
@@ -108,11 +125,15 @@ def unpack_wheel(wheel: Path, prefix: Path) -> str:
 
 
 def warm_cache(prefix: Path, targets: list[str]) -> None:
-    """Build each target's libc/compiler_rt once, into ``prefix/cache`` (takes 30-90 s per target on 2 cores)."""
+    """Build each target's libc/compiler_rt once, into ``prefix/cache`` (takes 30-90 s per target on 2 cores).
+
+    Compiles through the tree's own ``bin/cc`` (written first), so the cache is keyed exactly as it will be on the box.
+    """
     cache = prefix / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(cache), "ZIG_LOCAL_CACHE_DIR": str(cache)}
-    zig = str(prefix / "zig" / "zig")
+    env = {**os.environ, "SIGFORGE_ZIG_CACHE": str(cache)}
+    env.pop("SIGFORGE_TOOLCHAIN_STATE", None)
+    cc = str(prefix / "bin" / "cc")
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "f.c").write_text(WARM_SOURCE)
         (Path(tmp) / "main.c").write_text(WARM_MAIN)
@@ -120,9 +141,9 @@ def warm_cache(prefix: Path, targets: list[str]) -> None:
             triple, flags = TARGETS[name]
             out = str(Path(tmp) / f"out-{name}")
             if "freestanding" in triple:  # bare metal: compile and archive; the harness brings its own startup
-                argv = [zig, "cc", "-target", triple, *flags, "-O2", "-c", "f.c", "-o", f"{out}.o"]
+                argv = [cc, "-target", triple, *flags, "-O2", "-c", "f.c", "-o", f"{out}.o"]
             else:
-                argv = [zig, "cc", "-target", triple, *flags, "-O2", "-static", "main.c", "f.c", "-lm", "-o", out]
+                argv = [cc, "-target", triple, *flags, "-O2", "-static", "main.c", "f.c", "-lm", "-o", out]
             subprocess.run(argv, check=True, cwd=tmp, env=env)
     # Per-build state that must not ship: the local cache's temporary objects and zig's lock/timestamp files.
     for junk in ("tmp", "h/timestamp"):
@@ -133,6 +154,15 @@ def warm_cache(prefix: Path, targets: list[str]) -> None:
             path.rmdir()
         elif path.exists():
             path.unlink()
+
+
+def write_wrappers(prefix: Path) -> None:
+    """``bin/cc`` and ``bin/ar``: the relocatable wrappers around ``zig cc`` and ``zig ar``."""
+    (prefix / "bin").mkdir(parents=True, exist_ok=True)
+    for name in ("cc", "ar"):
+        wrapper = prefix / "bin" / name
+        wrapper.write_text(CC_WRAPPER.replace("{tool}", name))
+        wrapper.chmod(0o755)
 
 
 def tool_version(prefix: Path, tool: str) -> str:
@@ -155,12 +185,8 @@ def assemble(
     if unknown:
         raise SystemExit(f"zig.py: unknown target(s) {', '.join(unknown)} (known: {', '.join(TARGETS)})")
     version = copy_package(source, prefix) if source.is_dir() else unpack_wheel(source, prefix)
+    write_wrappers(prefix)
     warm_cache(prefix, targets)
-    (prefix / "bin").mkdir(parents=True, exist_ok=True)
-    for name, tool in (("cc", "cc"), ("ar", "ar")):
-        wrapper = prefix / "bin" / name
-        wrapper.write_text(CC_WRAPPER.replace("{tool}", tool))
-        wrapper.chmod(0o755)
     normalise_modes(prefix)
     entry_points = {role: (f"bin/{role}", tool_version(prefix, role), ("--version",)) for role in ("cc", "ar")}
     return entry_points, version, targets

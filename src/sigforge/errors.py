@@ -93,6 +93,28 @@ class UnsupportedTarget(InvalidInput):
     code = "unsupported-target"
 
 
+class Unauthenticated(DomainError):
+    """The request carries no valid credentials (no token, an expired or revoked one, a wrong name or password).
+
+    A failed login says the same thing whatever went wrong (unknown user, wrong password, disabled, locked), so it
+    cannot be used to find out which user names exist.
+    """
+
+    code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this (e.g. an engineer calling an admin action)."""
+
+    code = "forbidden"
+
+
+class PasswordChangeRequired(Forbidden):
+    """The caller signed in with a one-time password and must choose a new one before doing anything else."""
+
+    code = "password-change-required"
+
+
 class InvalidSettings(DomainError):
     """A setting has the wrong type or value; the message names the key and what was expected."""
 

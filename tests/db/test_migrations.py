@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import inspect, text
 
 from sigforge.db import migrate
@@ -16,7 +17,9 @@ def test_upgrade_from_empty_to_head_then_no_drift(db_url: str) -> None:
         assert migrate.schema_state(db).status is migrate.SchemaStatus.EMPTY
         state = migrate.upgrade(db)
         assert state.status is migrate.SchemaStatus.AT_HEAD
-        assert {"translations", "artifacts", "audit_events"} <= set(inspect(db.engine).get_table_names())
+        assert {"translations", "artifacts", "audit_events", "users", "api_tokens"} <= set(
+            inspect(db.engine).get_table_names()
+        )
         assert migrate.check(db) == []
     finally:
         db.dispose()
@@ -28,6 +31,44 @@ def test_downgrade_to_base_and_back(db_url: str) -> None:
         migrate.upgrade(db)
         migrate.downgrade(db, "base")
         assert "translations" not in inspect(db.engine).get_table_names()
+        assert migrate.upgrade(db).status is migrate.SchemaStatus.AT_HEAD
+    finally:
+        db.dispose()
+
+
+def test_users_migration_round_trip(db_url: str) -> None:
+    """0003 adds users and api_tokens (a token dies with its user); downgrading to 0002 removes exactly them."""
+    db = Database.from_url(db_url)
+    try:
+        migrate.upgrade(db, "0002")
+        before = set(inspect(db.engine).get_table_names())
+        migrate.upgrade(db)
+        tables = set(inspect(db.engine).get_table_names())
+        assert tables - before == {"users", "api_tokens"}
+        columns = {c["name"] for c in inspect(db.engine).get_columns("users")}
+        assert {"name", "role", "password_hash", "must_change_password", "disabled"} <= columns
+        assert {c["name"] for c in inspect(db.engine).get_columns("api_tokens")} >= {"token_sha256", "expires_at"}
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO users (id, name, role, password_hash, must_change_password, disabled, failed_logins, "
+                "created_at, updated_at) VALUES ('u1', 'alice', 'engineer', 'x', true, false, 0, :t, :t)"
+            ), {"t": "2026-01-01T00:00:00+00:00"})  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO api_tokens (id, user_id, token_sha256, created_at, expires_at) "
+                "VALUES ('t1', 'u1', :d, :t, :t)"
+            ), {"d": "0" * 64, "t": "2026-01-01T00:00:00+00:00"})  # fmt: skip
+        with pytest.raises(sqlalchemy.exc.IntegrityError), db.engine.begin() as conn:  # unknown role
+            conn.execute(text(
+                "INSERT INTO users (id, name, role, password_hash, must_change_password, disabled, failed_logins, "
+                "created_at, updated_at) VALUES ('u2', 'bob', 'root', 'x', true, false, 0, :t, :t)"
+            ), {"t": "2026-01-01T00:00:00+00:00"})  # fmt: skip
+        with db.scope() as session:
+            session.execute(text("DELETE FROM users WHERE id = 'u1'"))
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM api_tokens")).scalar() == 0
+        assert migrate.check(db) == []
+        migrate.downgrade(db, "0002")
+        assert set(inspect(db.engine).get_table_names()) == before
         assert migrate.upgrade(db).status is migrate.SchemaStatus.AT_HEAD
     finally:
         db.dispose()

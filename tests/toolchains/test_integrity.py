@@ -98,6 +98,18 @@ def test_a_symlink_in_place_of_a_file_or_directory_fails(tree: tuple[Path, list[
     assert ("include/sub/foo.h", "not-a-file") in _kinds(root, files)
 
 
+def test_a_fifo_or_directory_in_place_of_a_file_fails_without_blocking(
+    tree: tuple[Path, list[ExpectedFile], Path],
+) -> None:
+    root, files, _ = tree
+    (root / "README").unlink()
+    os.mkfifo(root / "README")  # opening it for reading must not wait for a writer
+    (root / "bin/cc").unlink()
+    (root / "bin/cc").mkdir()
+    kinds = _kinds(root, files)
+    assert ("README", "not-a-file") in kinds and ("bin/cc", "not-a-file") in kinds
+
+
 def test_a_directory_swapped_for_a_link_to_an_identical_copy_fails(
     tree: tuple[Path, list[ExpectedFile], Path],
 ) -> None:

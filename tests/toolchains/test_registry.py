@@ -179,6 +179,31 @@ def test_use_takes_the_fast_path_until_something_changes(
     assert registry.show("tinycc").state == "verified"
 
 
+def test_each_tree_has_a_node_local_state_directory_that_goes_with_it(
+    registry: ToolchainRegistry, settings: Settings, keys: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    registry.import_bundle(make_bundle(tmp_path, keys["toolchain"]), ACTOR)
+    first = registry.resolve("host-c", ACTOR)
+    assert first.state_dir.is_dir() and not first.state_dir.is_relative_to(first.root)  # the signed tree stays exact
+    assert first.environment() == {"SIGFORGE_TOOLCHAIN_STATE": str(first.state_dir)}
+    (first.state_dir / "cache").write_text("made by this tree")
+    registry.import_bundle(make_bundle(tmp_path, keys["toolchain"], version="1.1.0"), ACTOR)
+    second = registry.resolve("host-c", ACTOR)
+    assert second.state_dir != first.state_dir and not first.state_dir.exists()  # replaced with its tree
+    (second.state_dir / "cache").write_text("made by this tree")
+    lib = second.root / "lib/libtiny.a"
+    data = bytearray(lib.read_bytes())
+    data[-1] ^= 0xFF
+    lib.write_bytes(bytes(data))
+    with pytest.raises(ToolchainIntegrityError):
+        registry.resolve("host-c", ACTOR)
+    assert not second.state_dir.exists()  # a quarantined tree's caches are not trusted either
+    registry.import_bundle(make_bundle(tmp_path, keys["toolchain"], version="1.2.0"), ACTOR)
+    third = registry.resolve("host-c", ACTOR)
+    registry.remove("tinycc", ACTOR)
+    assert not third.state_dir.exists()
+
+
 def test_verify_all_records_the_full_check_and_remove_deletes(
     registry: ToolchainRegistry, settings: Settings, keys: dict[str, SigningKey], tmp_path: Path
 ) -> None:
@@ -193,6 +218,18 @@ def test_verify_all_records_the_full_check_and_remove_deletes(
     with pytest.raises(NotFound):
         registry.show("tinycc")
     assert _actions(registry.db)[-3:] == ["toolchain.imported", "toolchain.verified", "toolchain.removed"]
+
+
+def test_resolve_picks_the_toolchain_that_provides_the_role(
+    registry: ToolchainRegistry, keys: dict[str, SigningKey], tmp_path: Path
+) -> None:
+    # Two toolchains serve host-c: one runs programs (like qemu for linux-arm64), one compiles them (like zig).
+    registry.import_bundle(make_bundle(tmp_path, keys["toolchain"], name="aemu", role="emulator"), ACTOR)
+    registry.import_bundle(make_bundle(tmp_path, keys["toolchain"], name="tinycc"), ACTOR)
+    assert registry.resolve("host-c", ACTOR).name == "tinycc"
+    assert registry.resolve("host-c", ACTOR, role="emulator").name == "aemu"
+    with pytest.raises(ToolchainMissing, match="with a 'synthesiser' entry point"):
+        registry.resolve("host-c", ACTOR, role="synthesiser")
 
 
 def test_no_toolchain_for_a_target_names_the_bundle_to_import(registry: ToolchainRegistry) -> None:

@@ -6,23 +6,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from releasekit import Box, Releases, bundle, make_tree, migration, with_bad_signature
+from releasekit import REPO_HEAD, V2_REV, V3_REV, Box, Releases, bundle, make_tree, migration, with_bad_signature
 
 from toolchainkit import new_keys
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # registered by pytest-xdist; declared here too so that `-p no:xdist` runs keep --strict-markers happy
+    config.addinivalue_line("markers", "xdist_group(name): run these tests on one xdist worker")
+
+
 @pytest.fixture(scope="session")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
-    """v1 (schema 0002), v2 (+ migration 0003), v3 (+ 0004), and the bundles of the fault tests."""
+    """v1 (the repository's schema), v2 (+ migration V2_REV), v3 (+ V3_REV), and the fault tests' bundles."""
     root = tmp_path_factory.mktemp("releases")
     keys = new_keys()
     key = keys["release"]
-    m3 = {"0003_release_notes.py": migration("0003", "0002", "release_notes")}
-    m4 = {**m3, "0004_more_notes.py": migration("0004", "0003", "more_notes")}
+    m3 = {f"{V2_REV}_release_notes.py": migration(V2_REV, REPO_HEAD, "release_notes")}
+    m4 = {**m3, f"{V3_REV}_more_notes.py": migration(V3_REV, V2_REV, "more_notes")}
     v1 = make_tree(root / "1.0.0", "1.0.0")
     v2 = make_tree(root / "2.0.0", "2.0.0", migrations=m3)
     v3 = make_tree(root / "3.0.0", "3.0.0", migrations=m4)
-    m3_raises = {"0003_raises.py": migration("0003", "0002", "release_notes", raises=True)}
+    m3_raises = {f"{V2_REV}_raises.py": migration(V2_REV, REPO_HEAD, "release_notes", raises=True)}
     raising = make_tree(root / "2.0.0-raises", "2.0.0", migrations=m3_raises)
     unhealthy = make_tree(root / "2.0.0-unhealthy", "2.0.0", migrations=m3, broken_up=True)
     gz = bundle(v2, root / "v2-gzip.bundle", "2.0.0", key, compression="gzip")

@@ -105,6 +105,20 @@ class Releases:
     v1_bundle: Path
 
 
+def _repo_head() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(REPO_ROOT / "migrations")).get_current_head()
+    assert head is not None
+    return head
+
+
+#: The schema head of the code under test (v1's schema); the test releases add their own migrations on top of it, with
+#: ids that can never collide with the repository's next real migration.
+REPO_HEAD = _repo_head()
+V2_REV, V3_REV = "t9002", "t9003"
+
+
 def migration(rev: str, down: str, table: str, *, raises: bool = False) -> str:
     return MIGRATION.format(doc=f"test release migration {rev}", rev=rev, down=down, table=table,
                             extra=RAISES if raises else "")  # fmt: skip
@@ -170,13 +184,16 @@ def free_port() -> int:
 class Box:
     """One appliance in a temporary PREFIX, running in no-systemd (pidfile) mode."""
 
-    def __init__(self, root: Path, keys: dict[str, SigningKey]) -> None:
+    def __init__(self, root: Path, keys: dict[str, SigningKey], *, database_url: str | None = None) -> None:
         self.prefix = root / "prefix"
         self.data = root / "data"
         self.releases = self.prefix / "opt" / "sigforge" / "releases"
         self.current = self.prefix / "opt" / "sigforge" / "current"
         self.port = free_port()
-        self.env = child_env(SIGFORGE_DATA_DIR=str(self.data), SIGFORGE_SERVER_PORT=str(self.port), **FAST)
+        # None: the default SQLite database in the data directory; else (PostgreSQL) given to every process
+        self.database_url = database_url or f"sqlite:///{self.data / 'sigforge.sqlite3'}"
+        extra = {"SIGFORGE_DATABASE_URL": database_url} if database_url else {}
+        self.env = child_env(SIGFORGE_DATA_DIR=str(self.data), SIGFORGE_SERVER_PORT=str(self.port), **FAST, **extra)
         self.data.mkdir(parents=True)
         install_trust(self.data / "trust", keys)
 
@@ -245,7 +262,7 @@ class Box:
         from sigforge.db.repositories import ArtifactRepository, AuditRepository, TranslationRepository
         from sigforge.db.session import Database
 
-        db = Database.from_url(f"sqlite:///{self.data / 'sigforge.sqlite3'}")
+        db = Database.from_url(self.database_url)
         try:
             with db.scope() as session:
                 sha = ArtifactRepository(session).put(b"\x1f\x8b artifact bytes " * 50, "application/gzip")

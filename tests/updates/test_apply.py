@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from releasekit import Box, Releases
+from releasekit import REPO_HEAD, V2_REV, Box, Releases
 
 from sigforge.updates import STEPS, Step
 
@@ -20,7 +20,7 @@ def assert_v1_intact(box: Box, before: dict[str, object]) -> None:
     assert box.ready() == (200, "1.0.0"), box.log()
     assert box.snapshot() == before
     revision, tables = box.schema()
-    assert revision == "0002"
+    assert revision == REPO_HEAD
     assert "release_notes" not in tables
     assert not box.journal_exists()
 
@@ -35,9 +35,9 @@ def test_update_v1_to_v2_with_a_migration_keeps_all_data(box: Box, releases: Rel
     assert box.ready() == (200, "2.0.0")
     assert box.snapshot() == before
     revision, tables = box.schema()
-    assert revision == "0003" and "release_notes" in tables
+    assert revision == V2_REV and "release_notes" in tables
     with box.db() as conn:
-        assert conn.execute("SELECT text FROM release_notes").fetchall() == [("added by 0003",)]
+        assert conn.execute("SELECT text FROM release_notes").fetchall() == [(f"added by {V2_REV}",)]
     [record] = box.history()
     assert (record["previous"], record["target"], record["result"]) == ("1.0.0", "2.0.0", "committed")
     assert record["steps"] == V2_STEPS

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from releasekit import FAST, Releases
+from releasekit import FAST, V2_REV, V3_REV, Releases
 
 from support import child_env
 
@@ -19,7 +19,7 @@ def run(tree: Path, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)  # fmt: skip
 
 
-@pytest.mark.parametrize(("old", "new", "head"), [("v1", "v2", "0003"), ("v2", "v3", "0004")])
+@pytest.mark.parametrize(("old", "new", "head"), [("v1", "v2", V2_REV), ("v2", "v3", V3_REV)])
 def test_old_code_refuses_a_newer_schema(tmp_path: Path, releases: Releases, old: str, new: str, head: str) -> None:
     old_tree, new_tree = getattr(releases, old), getattr(releases, new)
     migrated = run(new_tree, tmp_path, "db", "upgrade")

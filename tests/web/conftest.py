@@ -14,6 +14,7 @@ from sigforge.settings import Settings, load_settings
 from sigforge.web.app import create_app
 from sigforge.worker.broker import make_broker
 from sigforge.worker.dispatch import JobDispatcher
+from userkit import sign_in
 
 
 @pytest.fixture
@@ -43,3 +44,10 @@ def client(settings: Settings, app_db: Database, broker) -> Iterator[TestClient]
     app = create_app(settings, db=app_db, jobs=JobDispatcher(broker))
     with TestClient(app=app, raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture
+def admin_client(client: TestClient, app_db: Database) -> TestClient:
+    """``client`` signed in as the admin ``ops`` (for the admin-only endpoints)."""
+    sign_in(client, app_db, "ops", "admin")
+    return client

@@ -18,11 +18,12 @@ from sigforge.db.repositories import AuditRepository
 from sigforge.db.session import Database
 from sigforge.services.toolchains import ToolchainRegistry
 from sigforge.settings import Settings, load_settings
+from support import assert_problem
 from toolchainkit import install_trust, make_bundle, new_keys
+from userkit import sign_in
 
 MAX_REQUEST = 65536  # the app-wide body limit of these tests (as in conftest)
 MAX_BUNDLE = 400_000  # bundles.max_archive_bytes here: well above the app-wide limit
-PROBLEM = "application/problem+json"
 URL = "/api/v1/toolchains"
 
 
@@ -45,6 +46,13 @@ def settings(tmp_path: Path, keys: dict[str, SigningKey]) -> Settings:
 
 
 @pytest.fixture
+def client(client: TestClient, app_db: Database) -> TestClient:
+    """Signed in as the admin ``ops``: import, verify and remove are admin actions (see test_session_api.py)."""
+    sign_in(client, app_db, "ops", "admin")
+    return client
+
+
+@pytest.fixture
 def bundle(tmp_path: Path, keys: dict[str, SigningKey]) -> Path:
     """A good toolchain bundle bigger than the app-wide body limit (so only the bundle cap can let it through)."""
     path = make_bundle(tmp_path, keys["toolchain"], extra={"lib/libbig.a": os.urandom(100_000)})
@@ -59,14 +67,6 @@ def _upload(client: TestClient, bundle: Path) -> Any:
 def _incoming(settings: Settings) -> list[Path]:
     incoming = settings.toolchains_path / ".incoming"
     return sorted(incoming.iterdir()) if incoming.exists() else []
-
-
-def _problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["code"] == code, body
-    return body
 
 
 def _host_c(client: TestClient) -> dict[str, Any]:
@@ -112,13 +112,13 @@ def test_upload_imports_lists_and_shows(
     assert client.get(f"{URL}/tinycc").json() == created
     with app_db.scope(write=False) as session:
         event = AuditRepository(session).recent(1, action="toolchain.imported")[0]
-    assert (event.actor, event.request_id) == ("api", "upload-1")
+    assert (event.actor, event.request_id) == ("ops", "upload-1")  # the signed-in admin, by name
 
 
 def test_a_bundle_signed_by_another_role_is_refused_and_installs_nothing(
     client: TestClient, settings: Settings, keys: dict[str, SigningKey], tmp_path: Path
 ) -> None:
-    body = _problem(_upload(client, make_bundle(tmp_path, keys["release"])), 422, "bundle-rejected")
+    body = assert_problem(_upload(client, make_bundle(tmp_path, keys["release"])), 422, "bundle-rejected")
     assert body["evidence"]["reason"] == "unknown-key"
     assert client.get(URL).json() == {"toolchains": []}
     assert _incoming(settings) == []
@@ -137,7 +137,7 @@ def test_an_oversized_upload_is_413_and_leaves_no_file(client: TestClient, setti
                 yield data[start : start + 65536]
 
         response = client.post(URL, content=chunks(), headers={"content-type": "application/octet-stream"})
-    _problem(response, 413, "too-large")
+    assert_problem(response, 413, "too-large")
     assert _incoming(settings) == []
     assert client.get(URL).json() == {"toolchains": []}
 
@@ -145,15 +145,15 @@ def test_an_oversized_upload_is_413_and_leaves_no_file(client: TestClient, setti
 @pytest.mark.parametrize("data", [b"", b"not a bundle at all", os.urandom(3000)], ids=["empty", "text", "random"])
 def test_a_body_that_is_no_bundle_is_422(client: TestClient, settings: Settings, data: bytes) -> None:
     response = client.post(URL, content=data, headers={"content-type": "application/octet-stream"})
-    body = _problem(response, 422, "bundle-rejected")
+    body = assert_problem(response, 422, "bundle-rejected")
     assert body["evidence"]["reason"] == "archive-format", body
     assert _incoming(settings) == [] and client.get(URL).json() == {"toolchains": []}
 
 
 def test_an_unknown_toolchain_is_404_everywhere(client: TestClient) -> None:
-    _problem(client.get(f"{URL}/nope"), 404, "not-found")
-    _problem(client.post(f"{URL}/nope/verify"), 404, "not-found")
-    _problem(client.delete(f"{URL}/nope"), 404, "not-found")
+    assert_problem(client.get(f"{URL}/nope"), 404, "not-found")
+    assert_problem(client.post(f"{URL}/nope/verify"), 404, "not-found")
+    assert_problem(client.delete(f"{URL}/nope"), 404, "not-found")
 
 
 def test_verify_then_tamper_quarantines(client: TestClient, bundle: Path) -> None:
@@ -189,7 +189,7 @@ def test_delete_removes_the_toolchain_and_its_files(client: TestClient, bundle: 
     created = _upload(client, bundle).json()
     response = client.delete(f"{URL}/tinycc")
     assert response.status_code == 204 and response.content == b""
-    _problem(client.get(f"{URL}/tinycc"), 404, "not-found")
+    assert_problem(client.get(f"{URL}/tinycc"), 404, "not-found")
     assert client.get(URL).json() == {"toolchains": []}
     assert not Path(created["install_dir"]).exists()
     assert (_host_c(client)["toolchain"], _host_c(client)["toolchain_state"]) == (None, None)
@@ -210,7 +210,7 @@ def test_a_tool_that_reports_another_version_installs_nothing(
     client: TestClient, settings: Settings, keys: dict[str, SigningKey], tmp_path: Path
 ) -> None:
     bundle = make_bundle(tmp_path, keys["toolchain"], reports="6.6.6")
-    body = _problem(_upload(client, bundle), 503, "toolchain-integrity")
+    body = assert_problem(_upload(client, bundle), 503, "toolchain-integrity")
     assert "reports 'tinycc 6.6.6'" in body["detail"]
     assert client.get(URL).json() == {"toolchains": []} and _incoming(settings) == []
     trees = settings.toolchains_path / "tinycc"
@@ -219,6 +219,6 @@ def test_a_tool_that_reports_another_version_installs_nothing(
 
 def test_without_a_trust_root_nothing_can_be_imported(client: TestClient, settings: Settings, bundle: Path) -> None:
     (settings.trust_path / ROOT_FILE).unlink()
-    body = _problem(_upload(client, bundle), 503, "toolchain")
+    body = assert_problem(_upload(client, bundle), 503, "toolchain")
     assert "no trust root is installed" in body["detail"]
     assert client.get(URL).json() == {"toolchains": []} and _incoming(settings) == []

@@ -25,7 +25,7 @@ MAX_INFO_BYTES, MAX_SIGNATURE_BYTES = 64 * 1024**2, 64 * 1024
 
 Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
-Codec = Literal["str", "int", "float", "bytes", "datetime", "json"]
+Codec = Literal["str", "int", "bool", "float", "bytes", "datetime", "json"]
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success (for ``translate``: verified), 1 failure (for ``translate``: verification failed; for
 ``bundle``/``keys``/``backup``/``update``: a bundle, trust root or backup was rejected, with its reason; for
-``update``: also an update that failed and was rolled back),
+``update``: also an update that failed and was rolled back; for ``user``: an unknown user or a clash with the
+current state),
 2 bad input or bad settings, 3 the environment is not ready (schema mismatch, unreachable service, toolchain),
 70 an internal error (a bug; one line, and the traceback with ``SIGFORGE_LOG_LEVEL=debug``).
 """
@@ -75,10 +76,13 @@ def _parser() -> argparse.ArgumentParser:
 
     add_media_parser(sub)
     add_service_parser(sub)
+    from sigforge.cli.user import add_parser as add_user_parser
+
+    add_user_parser(sub)
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
+def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one branch and return per command
     from sigforge.settings import load_settings
 
     settings = load_settings(args.config)
@@ -122,6 +126,10 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per com
         from sigforge.cli.service import run_service
 
         return run_service(args, settings)
+    if args.command == "user":
+        from sigforge.cli.user import run_user
+
+        return run_user(args, settings)
     from sigforge.cli import serve
 
     if args.command == "serve":

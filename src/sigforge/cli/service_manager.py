@@ -23,11 +23,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sigforge.errors import ServiceUnavailable
 from sigforge.fsutil import atomic_write
 from sigforge.settings import Settings
+from sigforge.updates.ownership import Owner
 
 PIDFILE = "sigforge.pid"
 VERSION_HEADER = "x-sigforge-version"
@@ -114,7 +115,9 @@ class PidfileServices:
         config_file: str | None = None,
         env: Mapping[str, str] | None = None,
         stop_timeout_s: float = 90.0,
+        run_as: Owner | None = None,
     ) -> None:
+        self.run_as = run_as
         self.current = current
         self.pidfile = data_dir / PIDFILE
         self.log = data_dir / "logs" / "sigforge-up.log"
@@ -144,7 +147,7 @@ class PidfileServices:
         with self.log.open("ab") as out:
             proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd="/",
-                start_new_session=True, close_fds=True,
+                start_new_session=True, close_fds=True, **_as_user(self.run_as),
             )  # fmt: skip
         fields = _proc_stat(proc.pid)
         atomic_write(self.pidfile, f"{proc.pid} {fields[19] if fields else '0'}\n".encode(), mode=0o644)
@@ -169,13 +172,21 @@ class PidfileServices:
         self.pidfile.unlink(missing_ok=True)
 
 
-def make_manager(kind: str, current: Path, settings: Settings, config_file: str | None) -> ServiceManager:
-    """``kind`` auto|systemd|pidfile (auto: systemd when it runs this machine) for the release at ``current``."""
+def make_manager(
+    kind: str, current: Path, settings: Settings, config_file: str | None, *, run_as: Owner | None = None
+) -> ServiceManager:
+    """``kind`` auto|systemd|pidfile (auto: systemd when it runs this machine) for the release at ``current``;
+    ``run_as``: who pidfile-mode services run as (systemd units name their own ``User=``)."""
     if kind == "auto":
         kind = "systemd" if SystemdServices.available() else "pidfile"
     if kind == "systemd":
         return SystemdServices()
-    return PidfileServices(current, settings.data_path, config_file=config_file)
+    return PidfileServices(current, settings.data_path, config_file=config_file, run_as=run_as)
+
+
+def _as_user(owner: Owner | None) -> dict[str, Any]:
+    """``subprocess`` arguments that run a child as ``owner`` (no supplementary groups), or none."""
+    return {} if owner is None else {"user": owner.uid, "group": owner.gid, "extra_groups": []}
 
 
 def ready_url(settings: Settings) -> str:
@@ -194,12 +205,16 @@ class ProcessHost:
         ready_url: str,
         config_file: str | None = None,
         env: Mapping[str, str] | None = None,
+        run_as: Owner | None = None,
     ) -> None:
         self.services = services
         self.name = services.name
         self.ready_url = ready_url
         self.config_file = config_file
         self.env = dict(os.environ if env is None else env)
+        #: a root updater runs the releases' commands (migrations, restores) as the data directory's owner, so that
+        #: the database files they create or rewrite stay the services' (``updates.ownership``)
+        self.run_as = run_as
 
     def stop_services(self) -> None:
         self.services.stop()
@@ -217,7 +232,7 @@ class ProcessHost:
         try:
             done = subprocess.run(
                 [*command, *args], stdin=subprocess.DEVNULL, capture_output=True, env=self.env, timeout=timeout_s,
-                check=False,
+                check=False, **_as_user(self.run_as),
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             return 124, f"timed out after {timeout_s:g} s: {(exc.stderr or b'').decode(errors='replace')[-2000:]}"

@@ -27,7 +27,7 @@ from sigforge.logging import configure_logging
 from sigforge.services.context import Actor
 from sigforge.services.updates import UpdateFailed, UpdateService, restore_database_dump
 from sigforge.settings import Settings, find_config_file
-from sigforge.updates import HistoryRecord, Layout, load_journal
+from sigforge.updates import HistoryRecord, Layout, data_owner, load_journal
 
 EXIT_OK, EXIT_FAILED, EXIT_NOT_READY = 0, 1, 3
 
@@ -70,9 +70,11 @@ def _service(args: argparse.Namespace, settings: Settings) -> UpdateService:
             pending = None
         if pending is not None and pending.services:
             kind = pending.services
-    services = make_manager(kind, layout.current, settings, config_file)
-    process_host = ProcessHost(services, ready_url=ready_url(settings), config_file=config_file)
-    return UpdateService(settings, layout, process_host, Actor("cli:update"), health_timeout_s=args.health_timeout)
+    owner = data_owner(settings.data_path)  # root updating a box whose data belongs to the service user
+    services = make_manager(kind, layout.current, settings, config_file, run_as=owner)
+    process_host = ProcessHost(services, ready_url=ready_url(settings), config_file=config_file, run_as=owner)
+    return UpdateService(settings, layout, process_host, Actor("cli:update"), health_timeout_s=args.health_timeout,
+                         owner=owner)  # fmt: skip
 
 
 def _print_record(record: HistoryRecord) -> None:

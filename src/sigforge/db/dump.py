@@ -1,9 +1,9 @@
 """A portable logical dump of every table, and loading it into a freshly migrated database (SQLite or PostgreSQL).
 
 Format: one file per table, ``<table>.jsonl``, one JSON array per row holding the values in the column order the
-dump reports, each by its codec: ``str``, ``int``, ``float`` (Python's JSON, so ``NaN``/``Infinity`` survive),
-``bytes`` (standard base64), ``datetime`` (ISO 8601 with its UTC offset), ``json`` (the value itself); ``null`` is
-NULL. Rows come in primary-key order, tables in foreign-key dependency order.
+dump reports, each by its codec: ``str``, ``int``, ``bool`` (JSON ``true``/``false``), ``float`` (Python's JSON,
+so ``NaN``/``Infinity`` survive), ``bytes`` (standard base64), ``datetime`` (ISO 8601 with its UTC offset), ``json``
+(the value itself); ``null`` is NULL. Rows come in primary-key order, tables in foreign-key dependency order.
 
 Consistency: the whole dump is read in one transaction, a snapshot — PostgreSQL ``REPEATABLE READ READ ONLY``;
 SQLite in WAL mode gives a deferred read transaction one snapshot from its first read to its end. Writers keep
@@ -26,7 +26,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Float, Integer, LargeBinary, MetaData, String, Table, func, select, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    func,
+    select,
+    text,
+)
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection
@@ -50,21 +64,27 @@ class TableDump:
     rows: int
 
 
+# Most specific first: the first matching type wins (a TypeDecorator counts by its ``impl`` for DateTime).
+_CODECS: tuple[tuple[type[Any], str], ...] = (
+    (JSON, "json"),
+    (LargeBinary, "bytes"),
+    (DateTime, "datetime"),
+    (Boolean, "bool"),
+    (Float, "float"),
+    (Integer, "int"),
+    (String, "str"),
+)
+# Codecs whose JSON value must have exactly this Python type (a bool is no int here).
+_EXACT: dict[str, type[Any]] = {"int": int, "bool": bool, "str": str}
+
+
 def codec_of(column: Column[Any]) -> str:
     """The codec a column's values are written with; an unknown type is refused rather than guessed."""
     kind = column.type
-    if isinstance(kind, JSON):
-        return "json"
-    if isinstance(kind, LargeBinary):
-        return "bytes"
-    if isinstance(kind, DateTime) or isinstance(getattr(kind, "impl", None), DateTime):
-        return "datetime"
-    if isinstance(kind, Float):
-        return "float"
-    if isinstance(kind, Integer):
-        return "int"
-    if isinstance(kind, String):
-        return "str"
+    impl = getattr(kind, "impl", None)
+    for cls, codec in _CODECS:
+        if isinstance(kind, cls) or (cls is DateTime and isinstance(impl, DateTime)):
+            return codec
     raise IntegrityError(f"the dump does not know how to write column {column.table.name}.{column.name} ({kind!r})")
 
 
@@ -106,9 +126,7 @@ def _decode(value: Any, codec: str, where: str) -> Any:
         return stamp
     if codec == "float" and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if codec == "int" and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if codec == "str" and isinstance(value, str):
+    if codec in _EXACT and type(value) is _EXACT[codec]:
         return value
     raise IntegrityError(f"{where}: expected a {codec} value, got {type(value).__name__}")
 

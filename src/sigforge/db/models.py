@@ -9,6 +9,9 @@ Invariants:
 - a ``toolchains`` row describes one toolchain installed on one node (``node``: the machine whose disk holds the
   files); ``manifest`` holds the signed manifest exactly as verified at import (it is re-verified before use), and
   ``state`` is ``verified`` or ``quarantined``. A quarantined toolchain is never used again until it is re-imported.
+- ``users.password_hash`` is a self-describing scrypt hash (``services.passwords``), never a password;
+  ``api_tokens`` keep only the SHA-256 of a sign-in token, so a copy of the database (or a backup) cannot be used
+  to sign in. Deleting a user deletes their tokens.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -157,4 +161,46 @@ class Toolchain(Base):
     state_detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_full_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    ENGINEER = "engineer"
+
+
+_ROLES = ", ".join(f"'{r.value}'" for r in Role)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"role IN ({_ROLES})", name="role_known"),
+        UniqueConstraint("name", name="uq_users_name"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Consecutive failed sign-ins, and until when sign-in is refused after too many (a brute-force brake).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ApiToken(Base):
+    """A sign-in session: the bearer token (or console cookie) is only ever stored as its SHA-256."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_sha256", name="uq_api_tokens_token_sha256"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

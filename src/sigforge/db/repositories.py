@@ -10,10 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from sigforge.db.models import Artifact, AuditEvent, Toolchain, ToolchainState, Translation, TranslationStatus
+from sigforge.db.models import (
+    ApiToken,
+    Artifact,
+    AuditEvent,
+    Role,
+    Toolchain,
+    ToolchainState,
+    Translation,
+    TranslationStatus,
+    User,
+)
 from sigforge.db.types import utcnow
 from sigforge.errors import InvalidInput
 
@@ -189,6 +199,71 @@ class ToolchainRepository:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+
+
+class UserRepository:
+    """Users and their sign-in tokens (stored only as SHA-256 digests)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, user: User) -> User:
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def get(self, user_id: str, *, for_update: bool = False) -> User | None:
+        return self.session.get(User, user_id, with_for_update=for_update)
+
+    def by_name(self, name: str, *, for_update: bool = False) -> User | None:
+        query = select(User).where(User.name == name)
+        if for_update:
+            query = query.with_for_update()
+        return self.session.scalars(query).one_or_none()
+
+    def all(self) -> list[User]:
+        return list(self.session.scalars(select(User).order_by(User.name)))
+
+    def count_admins(self, *, enabled_only: bool = False) -> int:
+        query = select(func.count()).select_from(User).where(User.role == Role.ADMIN)
+        if enabled_only:
+            query = query.where(User.disabled.is_(False))
+        return int(self.session.scalar(query) or 0)
+
+    def add_token(self, token: ApiToken) -> ApiToken:
+        self.session.add(token)
+        self.session.flush()
+        return token
+
+    def token_with_user(self, token_sha256: str) -> tuple[ApiToken, User] | None:
+        query = select(ApiToken, User).join(User, ApiToken.user_id == User.id)
+        row = self.session.execute(query.where(ApiToken.token_sha256 == token_sha256)).one_or_none()
+        return (row[0], row[1]) if row is not None else None
+
+    def touch_token(self, token_id: str, when: datetime) -> None:
+        self.session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token_id)
+            .values(last_used_at=when)
+            .execution_options(synchronize_session=False)
+        )
+
+    def delete_token(self, token_id: str) -> None:
+        self.session.execute(
+            delete(ApiToken).where(ApiToken.id == token_id).execution_options(synchronize_session=False)
+        )
+
+    def delete_tokens(self, user_id: str, *, keep: str | None = None) -> int:
+        """Revoke every token of ``user_id`` (but ``keep``, when given); returns how many went."""
+        query = delete(ApiToken).where(ApiToken.user_id == user_id)
+        if keep is not None:
+            query = query.where(ApiToken.id != keep)
+        result = self.session.execute(query.execution_options(synchronize_session=False))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def delete_expired_tokens(self, now: datetime) -> int:
+        query = delete(ApiToken).where(ApiToken.expires_at <= now).execution_options(synchronize_session=False)
+        return int(self.session.execute(query).rowcount)  # type: ignore[attr-defined]
 
 
 class AuditRepository:

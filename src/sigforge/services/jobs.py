@@ -61,7 +61,9 @@ def verify_source(
     plan = pipeline.translate(source, request)
     toolchain = env.toolchains.resolve(request.target, actor)
     cc = HostCompiler(
-        str(toolchain.tool("cc")), f"{toolchain.name} {toolchain.version}: {toolchain.entry_points['cc'].version}"
+        str(toolchain.tool("cc")),
+        f"{toolchain.name} {toolchain.version}: {toolchain.entry_points['cc'].version}",
+        toolchain.environment(),
     )
     with tempfile.TemporaryDirectory(prefix="sigforge-build-", dir=scratch) as work:
         return build_and_verify(plan, runner=env.runner, limits=env.settings.limits, workdir=Path(work), cc=cc)

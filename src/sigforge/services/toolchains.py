@@ -107,10 +107,17 @@ class ResolvedToolchain:
     version: str
     root: Path
     entry_points: dict[str, EntryPoint]
+    #: This node's writable directory for the toolchain's own caches (zig's global cache, for one). The signed tree
+    #: stays read-only; this directory is outside it, never trusted for integrity, and deleted with the toolchain.
+    state_dir: Path
 
     def tool(self, role: str) -> Path:
         """Absolute path of the entry point for ``role``."""
         return self.root / self.entry_points[role].path
+
+    def environment(self) -> dict[str, str]:
+        """What the toolchain's programs are told about this node (added to the sandbox's scrubbed environment)."""
+        return {"SIGFORGE_TOOLCHAIN_STATE": str(self.state_dir)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +255,10 @@ class ToolchainRegistry:
         """The stamp cache of one installed tree (outside it, so the tree holds exactly the manifest's files)."""
         return self.root / ".stamps" / f"{tree.parent.name}-{tree.name}.msgpack"
 
+    def _state_dir(self, tree: Path) -> Path:
+        """The writable per-node state of one installed tree (see ``ResolvedToolchain.state_dir``)."""
+        return self.root / ".state" / f"{tree.parent.name}-{tree.name}"
+
     def _register(self, verified: VerifiedBundle, final: Path, actor: Actor) -> ToolchainView:
         m = verified.manifest
         provides = m.provides
@@ -268,10 +279,11 @@ class ToolchainRegistry:
             self._audit(session, actor, "toolchain.imported", m.name, version=m.version, manifest_sha256=sha,
                         signed_by=sorted(verified.signed_by), replaced=replaced[0] if replaced else None)  # fmt: skip
             if replaced is not None and replaced[1] != final:
-                old_dir, old_stamps = replaced[1], replaced[2]
+                old_dir, old_stamps, old_state = replaced[1], replaced[2], self._state_dir(replaced[1])
 
                 def delete_old() -> None:
                     shutil.rmtree(old_dir, ignore_errors=True)
+                    shutil.rmtree(old_state, ignore_errors=True)
                     old_stamps.unlink(missing_ok=True)
 
                 after_commit(session, delete_old)
@@ -285,12 +297,13 @@ class ToolchainRegistry:
             if row is None:
                 raise NotFound(f"no toolchain named {name!r} on node {self.node!r}", pointer="name")
             tree = Path(row.install_dir)
-            stamps = self._stamps_file(tree)
+            stamps, state = self._stamps_file(tree), self._state_dir(tree)
             repo.remove(row)
             self._audit(session, actor, "toolchain.removed", name, version=row.version)
 
             def delete_files() -> None:
                 shutil.rmtree(tree, ignore_errors=True)
+                shutil.rmtree(state, ignore_errors=True)
                 stamps.unlink(missing_ok=True)
 
             after_commit(session, delete_files)
@@ -332,7 +345,7 @@ class ToolchainRegistry:
                 problems = [Problem(".", "manifest", f"the stored manifest no longer verifies: {exc}")]
                 manifest = None
         if manifest is None:
-            self._quarantine(row_id, name, actor, problems)
+            self._quarantine(row_id, name, tree, actor, problems)
             return CheckResult(name, False, True, problems), None
         stamps = self._stamps_file(tree)
         did_full = full or not fast_check(tree, stamps, sha)
@@ -343,7 +356,7 @@ class ToolchainRegistry:
         if not problems and probe_versions:
             problems = check_versions(tree, _entry_points(manifest), self.runner)
         if problems:
-            self._quarantine(row_id, name, actor, problems)
+            self._quarantine(row_id, name, tree, actor, problems)
             return CheckResult(name, False, did_full, problems), None
         with self.db.scope() as session:
             ToolchainRepository(session).checked(row_id, full=did_full)
@@ -351,24 +364,30 @@ class ToolchainRegistry:
                 self._audit(session, actor, "toolchain.verified", name, full=True)
         return CheckResult(name, True, did_full, []), manifest
 
-    def _quarantine(self, row_id: str, name: str, actor: Actor, problems: Sequence[Problem]) -> None:
+    def _quarantine(self, row_id: str, name: str, tree: Path, actor: Actor, problems: Sequence[Problem]) -> None:
         records = _problem_records(problems)
         detail: dict[str, Any] = {"problems": records, "count": len(problems)}
         with self.db.scope() as session:
             ToolchainRepository(session).set_state(row_id, ToolchainState.QUARANTINED, detail)
             self._audit(session, actor, "toolchain.quarantined", name, **detail)
+        # What the toolchain cached on this node was made by files that no longer match: it goes too.
+        shutil.rmtree(self._state_dir(tree), ignore_errors=True)
         log.error("toolchain.quarantined", name=name, problems=records[:3], count=len(problems))
 
-    def resolve(self, target: str, actor: Actor) -> ResolvedToolchain:
-        """The verified toolchain that builds ``target`` on this node, checked just now.
+    def resolve(self, target: str, actor: Actor, *, role: str = "cc") -> ResolvedToolchain:
+        """The verified toolchain that provides ``role`` for ``target`` on this node, checked just now.
+
+        Several toolchains may serve one target with different tools (zig compiles for linux-arm64, qemu runs it;
+        Icarus simulates Verilog, Yosys synthesises it): only those declaring an entry point for ``role`` count.
 
         Raises:
-            ToolchainMissing: no toolchain for the target is installed (the message names the bundle to import), or
-                the only one is quarantined.
+            ToolchainMissing: no toolchain for the target and role is installed (the message names the bundle to
+                import), or the only one is quarantined.
             ToolchainIntegrityError: the toolchain's files differ from its manifest (it is quarantined now).
         """
         with self.db.scope(write=False) as session:
-            rows = [r for r in ToolchainRepository(session).all(self.node) if target in r.targets]
+            rows = [r for r in ToolchainRepository(session).all(self.node)
+                    if target in r.targets and _provides_role(r.manifest, role)]  # fmt: skip
         usable = [r for r in rows if r.state == ToolchainState.VERIFIED]
         if not usable:
             hint = BUNDLE_FOR_TARGET.get(target, f"a toolchain bundle that provides {target!r}")
@@ -378,10 +397,10 @@ class ToolchainRegistry:
                     f"re-import a good bundle ({hint}) with `sigforge toolchain import`",
                     detail={"target": target, "toolchain": rows[0].name, "state": rows[0].state},
                 )
+            what = f"no toolchain for target {target!r}" + ("" if role == "cc" else f" with a {role!r} entry point")
             raise ToolchainMissing(
-                f"no toolchain for target {target!r} is installed on node {self.node!r}; import {hint} with "
-                f"`sigforge toolchain import BUNDLE`",
-                detail={"target": target, "bundle": hint},
+                f"{what} is installed on node {self.node!r}; import {hint} with `sigforge toolchain import BUNDLE`",
+                detail={"target": target, "role": role, "bundle": hint},
             )
         row = usable[0]
         result, manifest = self._checked_manifest(row.name, actor, full=False)
@@ -392,14 +411,26 @@ class ToolchainRegistry:
                 f"it is quarantined and nothing was built with it",
                 detail={"toolchain": row.name, "problems": _problem_records(result.problems)},
             )
-        return ResolvedToolchain(row.name, row.version, Path(row.install_dir),
-                                 {ep.role: ep for ep in _entry_points(manifest)})  # fmt: skip
+        tree = Path(row.install_dir)
+        state = self._state_dir(tree)
+        state.mkdir(parents=True, exist_ok=True)
+        return ResolvedToolchain(row.name, row.version, tree, {ep.role: ep for ep in _entry_points(manifest)}, state)
 
     def _audit(self, session: Session, actor: Actor, action: str, name: str, **detail: Any) -> None:
         AuditRepository(session).record(
             actor=actor.name, action=action, subject_type="toolchain", subject_id=f"{self.node}/{name}"[:64],
             request_id=actor.request_id, job_id=actor.job_id, detail={k: v for k, v in detail.items() if v is not None},
         )  # fmt: skip
+
+
+def _provides_role(manifest_bytes: bytes, role: str) -> bool:
+    """Whether a stored manifest declares an entry point for ``role`` (a selection hint only: the chosen toolchain's
+    manifest is verified against the trust root before use)."""
+    try:
+        provides = peek_stored(manifest_bytes).provides
+    except msgspec.DecodeError:  # a damaged row: let the integrity check find and quarantine it
+        return True
+    return provides is not None and role in provides.entry_points
 
 
 def peek_stored(manifest_bytes: bytes) -> Manifest:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 import sigforge
@@ -63,10 +64,12 @@ from sigforge.updates import (
     HistoryRecord,
     Journal,
     Layout,
+    Owner,
     Step,
     Undo,
     clear_journal,
     fault_point,
+    hand_over,
     load_history,
     load_journal,
     record_history,
@@ -135,7 +138,11 @@ class UpdateService:
         health_timeout_s: float = 90.0,
         migrate_timeout_s: float = 1800.0,
         clock: Callable[[], datetime] = _now,
+        owner: Owner | None = None,
     ) -> None:
+        #: the data directory's owner when a root updater works on the service user's data (``updates.ownership``):
+        #: what this process writes there is handed to it before the services start and when the operation ends
+        self.owner = owner
         self.settings = settings
         self.layout = layout
         self.host = host
@@ -354,10 +361,11 @@ class UpdateService:
             db = self._database()
             try:
                 revision = migrate.ensure_at_head(db).current  # this code's models must be the database's
+                present = dump.table_names(db)  # the restore drops what appears later (the new release's tables)
                 tables = dump.dump(db, dest / "dump")
             finally:
                 db.dispose()
-            meta = {"kind": "dump", "revision": revision,
+            meta = {"kind": "dump", "revision": revision, "present": present,
                     "tables": [[t.name, t.file, [list(c) for c in t.columns], t.rows] for t in tables]}  # fmt: skip
         atomic_write(dest / BACKUP_COMPLETE, json.dumps(meta).encode())
         return {k: v for k, v in meta.items() if k != "tables"} | {"path": str(dest)}
@@ -385,6 +393,7 @@ class UpdateService:
                 revision = _sqlite_revision(dst)
             if revision != meta["revision"]:
                 raise IntegrityError(f"the restored database is at {revision}, the backup at {meta['revision']}")
+            self._hand_over()  # before the previous release starts on it
             return {"kind": "sqlite", "revision": revision}
         # PostgreSQL: the previous release's own code loads the dump into its own schema.
         release = self.layout.release(journal.previous)
@@ -570,7 +579,11 @@ class UpdateService:
 
     @contextmanager
     def _lock(self, *, wait: bool) -> Iterator[bool]:
-        """One updater at a time (``flock``: released by the kernel when the holder dies, even by SIGKILL)."""
+        """One updater at a time (``flock``: released by the kernel when the holder dies, even by SIGKILL).
+
+        Whatever the operation wrote in the data directory is handed to its owner before the lock is released,
+        however the operation ended (see ``updates.ownership``).
+        """
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -579,9 +592,18 @@ class UpdateService:
             except BlockingIOError:
                 yield False
                 return
-            yield True
+            try:
+                yield True
+            finally:
+                self._hand_over()
         finally:
             os.close(fd)
+
+    def _hand_over(self) -> None:
+        try:
+            hand_over([self.settings.data_path], self.owner)
+        except OSError as exc:  # never mask the operation's own outcome; `recover` or the next run hands over again
+            log.error("update.hand-over-failed", error=str(exc), owner=self.owner)
 
     @staticmethod
     def _clear_dir(path: Path) -> None:
@@ -610,6 +632,8 @@ def restore_database_dump(settings: Settings, backup: Path) -> dict[str, int]:
     tables = [dump.TableDump(n, f, tuple((c[0], c[1]) for c in cols), rows) for n, f, cols, rows in meta["tables"]]
     db = Database.from_url(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
     try:
+        if "present" in meta:  # backups taken before this key existed: only sigforge's own tables are dropped
+            _drop_tables_created_since(db, set(meta["present"]) | {spec.name for spec in tables})
         dump.drop_everything(db)
         state = migrate.upgrade(db)
         if state.current != meta["revision"]:
@@ -617,3 +641,20 @@ def restore_database_dump(settings: Settings, backup: Path) -> dict[str, int]:
         return dump.load(db, backup / "dump", tables)
     finally:
         db.dispose()
+
+
+def _drop_tables_created_since(db: Database, present: set[str]) -> None:
+    """Drop the tables that were not in the database when the backup was taken.
+
+    The services were stopped before the backup, so they are the newer release's: its migrations created them, and
+    this release's models do not know them (``dump.drop_everything`` refuses unknown tables, which protects tables
+    that were there before). ``CASCADE`` on PostgreSQL also drops foreign keys from sigforge's tables to them.
+    """
+    created = [name for name in dump.table_names(db) if name not in present]
+    if not created:
+        return
+    log.warning("update.restore.drop-new-tables", tables=created)
+    with db.engine.begin() as conn:
+        cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
+        for name in created:
+            conn.execute(text(f"DROP TABLE IF EXISTS {conn.dialect.identifier_preparer.quote(name)}{cascade}"))

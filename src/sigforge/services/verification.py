@@ -96,6 +96,7 @@ def _build(plan: ArtifactPlan, runner: ProcessRunner, limits: LimitSettings, wor
     result = runner.run(
         ["make", f"CC={cc.path}"],
         cwd=workdir,
+        env=dict(cc.env),
         timeout_s=limits.build_timeout_s,
         memory_mb=limits.build_memory_mb,
         max_file_mb=limits.max_file_mb,

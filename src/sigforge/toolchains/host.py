@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sigforge.errors import ToolchainError
@@ -26,10 +27,13 @@ class HostCompiler:
     Attributes:
         path: absolute path of the compiler driver.
         version: the first line of ``--version``.
+        env: environment variables the compiler needs on this node (a registry toolchain's state directory),
+            added to the sandbox's scrubbed environment when it runs.
     """
 
     path: str
     version: str
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def _search_path() -> str:

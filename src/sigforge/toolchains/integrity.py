@@ -18,6 +18,7 @@ already validated by the bundle verifier (no ``..``, not absolute).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import operator
 import os
@@ -152,15 +153,33 @@ def _read_buffer() -> tuple[bytearray, memoryview]:
     return pair
 
 
+def _sha256_fd(fd: int, size: int) -> tuple[str, int]:
+    """Hex SHA-256 of an open file and the number of bytes hashed; ``size`` is what ``fstat`` said.
+
+    A file of up to ``SMALL`` bytes is read with one ``read`` of ``size + 1`` bytes: the extra byte notices a file
+    that grew since the ``fstat`` (the byte count then differs from ``size``), and no second call is needed to see
+    the end. Larger files are read in ``CHUNK``s into this thread's buffer; ``hashlib`` releases the GIL while it
+    hashes them.
+    """
+    if size <= SMALL:
+        data = os.read(fd, size + 1)
+        return hashlib.sha256(data).hexdigest(), len(data)
+    digest = hashlib.sha256()
+    buffer, view = _read_buffer()
+    total = 0
+    while read := os.readv(fd, (buffer,)):
+        digest.update(view[:read])
+        total += read
+    return digest.hexdigest(), total
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of one file, read without following a final symlink (``O_NOFOLLOW``)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb", buffering=0) as handle:
-        digest = hashlib.sha256()
-        buffer, view = _read_buffer()
-        while read := handle.readinto(buffer):
-            digest.update(view[:read])
-        return digest.hexdigest()
+    try:
+        return _sha256_fd(fd, os.fstat(fd).st_size)[0]
+    finally:
+        os.close(fd)
 
 
 def _stat_problem(expected: FileSpec, st: os.stat_result) -> Problem | None:
@@ -173,19 +192,40 @@ def _stat_problem(expected: FileSpec, st: os.stat_result) -> Problem | None:
     return None
 
 
+# Opened without following a final symlink, and without blocking on a FIFO planted where a file should be (its
+# ``fstat`` then says "not a regular file"). Open-then-``fstat`` costs four system calls per small file (open, fstat,
+# read, close) where ``lstat`` + a buffered file object cost six: on a 20,000-file tree that is most of the gap to
+# ``sha256sum``.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def _content_problem(fd: int, expected: FileSpec) -> Problem | None:
+    st = os.fstat(fd)
+    if (problem := _stat_problem(expected, st)) is not None:
+        return problem
+    actual, count = _sha256_fd(fd, st.st_size)
+    if count != st.st_size:
+        return Problem(expected.path, "size", f"changed while read ({count} bytes, manifest says {expected.size})")
+    if actual != expected.sha256:
+        return Problem(expected.path, "hash", f"SHA-256 {actual}, manifest says {expected.sha256}")
+    return None
+
+
 def _check_one(base: str, expected: FileSpec) -> Problem | None:
-    path = f"{base}/{expected.path}"
     try:
-        problem = _stat_problem(expected, os.lstat(path))
-        if problem is None:
-            actual = sha256_file(path)
-            if actual != expected.sha256:
-                problem = Problem(expected.path, "hash", f"SHA-256 {actual}, manifest says {expected.sha256}")
+        fd = os.open(f"{base}/{expected.path}", _OPEN_FLAGS)
     except FileNotFoundError:
-        problem = Problem(expected.path, "missing", "listed in the manifest but absent")
+        return Problem(expected.path, "missing", "listed in the manifest but absent")
     except OSError as exc:
-        problem = Problem(expected.path, "unreadable", f"cannot read: {exc.strerror}")
-    return problem
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
+            return Problem(expected.path, "not-a-file", "expected a regular file, found a symbolic link")
+        return Problem(expected.path, "unreadable", f"cannot read: {exc.strerror}")
+    try:
+        return _content_problem(fd, expected)
+    except OSError as exc:
+        return Problem(expected.path, "unreadable", f"cannot read: {exc.strerror}")
+    finally:
+        os.close(fd)
 
 
 def _walk(root: Path) -> Iterable[tuple[str, os.stat_result]]:

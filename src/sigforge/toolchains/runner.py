@@ -58,7 +58,9 @@ from sigforge.toolchains import sandbox_init
 Network = Literal["isolate", "trust-host"]
 OUTPUT_CAP = 1 << 20  # bytes of stdout / stderr kept per run
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
-NOFILE = 1024
+# Open files per process. Bounded, but not tight: zig holds a lock on every cached object it reuses while it checks
+# them (about 1,100 for a target's musl libc), and a failed check means rebuilding libc.
+NOFILE = 8192
 _probe_cache: dict[tuple[str, ...], str | None] = {}
 
 #: pid 1 of the run's PID namespace (see the module docstring): ``_INIT <status fd or -> <argv...>``.

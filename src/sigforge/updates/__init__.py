@@ -17,6 +17,7 @@ from sigforge.updates.journal import (
     save_journal,
 )
 from sigforge.updates.layout import Layout
+from sigforge.updates.ownership import Owner, data_owner, hand_over
 
 __all__ = [
     "FAULT_ENV",
@@ -26,10 +27,13 @@ __all__ = [
     "InjectedFault",
     "Journal",
     "Layout",
+    "Owner",
     "Step",
     "Undo",
     "clear_journal",
+    "data_owner",
     "fault_point",
+    "hand_over",
     "load_history",
     "load_journal",
     "record_history",

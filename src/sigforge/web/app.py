@@ -12,9 +12,11 @@ from sigforge.db.session import Database
 from sigforge.services.ports import JobQueue
 from sigforge.settings import Settings
 from sigforge.web.context import AppContext
+from sigforge.web.controllers.session import SessionController
 from sigforge.web.controllers.system import STATIC_DIR, console, healthz, list_targets, readyz
 from sigforge.web.controllers.toolchains import toolchain_router
 from sigforge.web.controllers.translations import TranslationController
+from sigforge.web.controllers.updates import UpdatesController
 from sigforge.web.errors import EXCEPTION_HANDLERS
 from sigforge.web.middleware import RequestContextMiddleware
 from sigforge.web.openapi import openapi_config
@@ -41,6 +43,8 @@ def create_app(
     return Litestar(
         route_handlers=[
             TranslationController,
+            SessionController,
+            UpdatesController,
             # Its own request-body cap (bundles.max_archive_bytes) instead of the app-wide limit below.
             toolchain_router(settings.bundles.max_archive_bytes),
             healthz,

@@ -12,6 +12,7 @@ from sigforge.db.session import Database
 from sigforge.services.context import Actor
 from sigforge.services.ports import JobQueue
 from sigforge.services.toolchains import ToolchainRegistry
+from sigforge.services.users import Principal, UserService
 from sigforge.settings import Settings
 from sigforge.toolchains.runner import ProcessRunner
 
@@ -40,6 +41,9 @@ class AppContext:
         """This node's toolchain registry (blocking: call it from a worker thread)."""
         return ToolchainRegistry(self.db, self.settings, self.runner)
 
+    def users(self) -> UserService:
+        return UserService(self.db)
+
 
 def context_of(request: Request[Any, Any, Any]) -> AppContext:
     ctx = request.app.state["ctx"]
@@ -47,6 +51,17 @@ def context_of(request: Request[Any, Any, Any]) -> AppContext:
     return ctx
 
 
+PRINCIPAL_KEY = "principal"  # where ``web.auth`` leaves the signed-in user in the request's scope state
+
+
+def principal_of(request: Request[Any, Any, Any]) -> Principal | None:
+    """The user the auth guard resolved for this request, if any."""
+    value = request.scope.get("state", {}).get(PRINCIPAL_KEY)
+    return value if isinstance(value, Principal) else None
+
+
 def api_actor(request: Request[Any, Any, Any]) -> Actor:
+    """The audit actor: the signed-in user's name when there is one, else ``api``."""
     request_id = request.scope.get("state", {}).get("request_id")
-    return Actor("api", request_id=request_id if isinstance(request_id, str) else None)
+    principal = principal_of(request)
+    return Actor(principal.name if principal else "api", request_id=request_id if isinstance(request_id, str) else None)

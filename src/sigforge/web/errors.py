@@ -14,6 +14,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_403_FORBIDDEN,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
@@ -26,15 +28,18 @@ from sigforge.errors import (
     BundleRejected,
     Conflict,
     DomainError,
+    Forbidden,
     IntegrityError,
     InvalidAlgorithm,
     InvalidInput,
     InvalidSettings,
     NotFound,
+    PasswordChangeRequired,
     SchemaMismatch,
     ServiceUnavailable,
     ToolchainError,
     ToolchainIntegrityError,
+    Unauthenticated,
     UnsupportedTarget,
 )
 from sigforge.logging import get_logger
@@ -46,6 +51,9 @@ TYPE_BASE = "https://sigforge.invalid/problems/"  # an identifier, never fetched
 
 # Most specific first: the first matching class wins.
 STATUS_FOR: tuple[tuple[type[DomainError], int, str], ...] = (
+    (Unauthenticated, HTTP_401_UNAUTHORIZED, "Not signed in"),
+    (PasswordChangeRequired, HTTP_403_FORBIDDEN, "Password change required"),
+    (Forbidden, HTTP_403_FORBIDDEN, "Forbidden"),
     (NotFound, HTTP_404_NOT_FOUND, "Not found"),
     (Conflict, HTTP_409_CONFLICT, "Conflict"),
     (InvalidAlgorithm, HTTP_422_UNPROCESSABLE_ENTITY, "Invalid algorithm"),
@@ -107,8 +115,10 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
         extra["evidence"] = exc.detail
     if status >= HTTP_500_INTERNAL_SERVER_ERROR:
         log.error("request.domain_error", error=str(exc), code=exc.code)
+    # RFC 9110: a 401 names the scheme that would be accepted.
+    headers = {"www-authenticate": 'Bearer realm="sigforge"'} if status == HTTP_401_UNAUTHORIZED else None
     # The location travels as structured fields; the detail stays the plain sentence.
-    return problem(request, status=status, title=title, detail=exc.message, code=exc.code, extra=extra)
+    return problem(request, status=status, title=title, detail=exc.message, code=exc.code, extra=extra, headers=headers)
 
 
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")

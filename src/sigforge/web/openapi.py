@@ -13,10 +13,14 @@ from typing import Any
 from litestar import Request
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
 import sigforge
 
 SWAGGER = "/static/vendor/swagger-ui"
+# The sign-in token of POST /api/v1/session; routes that need it list ``BEARER`` as their ``security``.
+BEARER_SCHEME = "bearer"
+BEARER: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 
 
 class LocalSwaggerRenderPlugin(SwaggerRenderPlugin):
@@ -43,6 +47,15 @@ def openapi_config() -> OpenAPIConfig:
         version=sigforge.__version__,
         description="Offline algorithm-to-silicon appliance: submit DSP algorithms, get verified target code.",
         path="/schema",
+        components=Components(
+            security_schemes={
+                BEARER_SCHEME: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="the token from POST /api/v1/session (the console sends the session cookie instead)",
+                )
+            }
+        ),
         render_plugins=[
             LocalSwaggerRenderPlugin(
                 js_url=f"{SWAGGER}/swagger-ui-bundle.js",

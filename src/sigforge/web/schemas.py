@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from sigforge.db.models import Translation
 from sigforge.services.toolchains import CheckResult, ToolchainView
+from sigforge.services.users import MAX_PASSWORD, Principal
+from sigforge.updates import HistoryRecord, Journal
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
@@ -203,3 +205,117 @@ class VerifyOut(msgspec.Struct):
             ok=result.ok,
             problems=[CheckProblemOut(path=p.path, kind=p.kind, detail=p.detail) for p in result.problems],
         )
+
+
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PASSWORD)]
+
+
+class SessionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Sign in: a user name and password."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Password
+
+
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Change one's own password (required first after signing in with a one-time password)."""
+
+    current_password: Password
+    new_password: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=MAX_PASSWORD, description="at least 12 characters")
+    ]
+
+
+class SessionOut(msgspec.Struct, omit_defaults=True):
+    """Who is signed in. ``token`` is present only in the answer to the sign-in itself."""
+
+    name: str
+    role: str
+    must_change_password: bool
+    expires_at: datetime
+    token: str | None = None
+
+    @classmethod
+    def from_principal(cls, principal: Principal, token: str | None = None) -> SessionOut:
+        return cls(
+            name=principal.name,
+            role=principal.role,
+            must_change_password=principal.must_change_password,
+            expires_at=principal.expires_at,
+            token=token,
+        )
+
+
+UpdateState = Literal["idle", "in-progress", "needs-recover", "unknown"]
+
+
+class UpdateRecordOut(msgspec.Struct):
+    """One finished update operation (``sigforge update history``)."""
+
+    id: str
+    operation: str  # "apply" or "rollback"
+    previous: str | None  # the release before
+    target: str | None  # the release installed (apply) or left (rollback)
+    started: datetime
+    finished: datetime
+    result: str  # "committed", "rolled-back", "rollback-unhealthy" or "rejected"
+    reached: str | None  # the furthest step begun
+    error: str | None
+    steps: list[str]  # the audit actions of the operation, in order
+
+    @classmethod
+    def from_record(cls, record: HistoryRecord) -> UpdateRecordOut:
+        return cls(
+            id=record.id,
+            operation=record.operation,
+            previous=record.previous,
+            target=record.target,
+            started=record.started,
+            finished=record.finished,
+            result=record.result,
+            reached=record.reached,
+            error=record.error,
+            steps=list(record.steps),
+        )
+
+
+class UnfinishedUpdateOut(msgspec.Struct):
+    """The operation the update journal holds: running now, or interrupted and awaiting ``sigforge update recover``."""
+
+    id: str
+    operation: str
+    previous: str
+    target: str
+    started: datetime
+    actor: str
+    reached: str | None  # the furthest step begun
+    phase: str  # "forward" or "rolling-back"
+    error: str | None
+
+    @classmethod
+    def from_journal(cls, journal: Journal) -> UnfinishedUpdateOut:
+        reached = journal.doing or journal.step
+        return cls(
+            id=journal.id,
+            operation=journal.operation,
+            previous=journal.previous,
+            target=journal.target,
+            started=journal.started,
+            actor=journal.actor,
+            reached=str(reached) if reached is not None else None,
+            phase=journal.phase,
+            error=journal.error,
+        )
+
+
+class UpdatesOut(msgspec.Struct):
+    """The updater's view of this box (admins only): what runs, what is installed, what happened."""
+
+    version: str  # the version of the code answering this request
+    current: str | None  # the release the `current` link points at (None: not a release layout, e.g. a dev checkout)
+    installed: list[str]  # complete release trees, oldest first
+    state: UpdateState
+    unfinished: UnfinishedUpdateOut | None
+    history: list[UpdateRecordOut]  # newest first, at most `limit`
+    history_total: int
+    problem: str | None = None  # why `state` is "unknown" (the update files could not be read)

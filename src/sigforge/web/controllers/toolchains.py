@@ -8,6 +8,9 @@ router that holds this controller (Litestar's per-layer ``request_max_body_size`
 and Litestar answers 413 as soon as a ``Content-Length`` or the bytes received pass it.
 
 Everything that touches the disk, the database or the sandbox runs in a worker thread, off the event loop.
+
+Import, verify and remove are admin actions (``web.auth.admin_only``: 401 without a valid token, 403 for a non-admin
+or before a one-time password was replaced); listing and showing stay open.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from sigforge.services.context import Actor
 from sigforge.services.toolchains import ToolchainView
+from sigforge.web.auth import admin_only
 from sigforge.web.context import AppContext, api_actor, context_of
+from sigforge.web.openapi import BEARER
 from sigforge.web.schemas import ToolchainOut, ToolchainsOut, VerifyOut
 
 PATH = "/api/v1/toolchains"
@@ -100,6 +105,8 @@ class ToolchainController(Controller):
         "installed: a refused bundle answers 422 with `evidence.reason` naming the failed check. Importing a newer "
         "version replaces the installed one.",
         operation_class=_BundleUploadOperation,
+        guards=[admin_only],
+        security=BEARER,
     )
     async def import_toolchain(self, request: Request[Any, Any, Any]) -> ToolchainOut:
         ctx = context_of(request)
@@ -120,6 +127,8 @@ class ToolchainController(Controller):
         status_code=200,
         sync_to_thread=True,
         summary="Re-hash every file of a toolchain now (quarantines it on any difference)",
+        guards=[admin_only],
+        security=BEARER,
         description="Answers 200 either way: `ok` false lists the problems, and the toolchain is quarantined from "
         "then on (only a re-import clears that).",
     )
@@ -127,7 +136,14 @@ class ToolchainController(Controller):
         [result] = context_of(request).toolchains().verify(name, api_actor(request), full=True)
         return VerifyOut.from_result(result)
 
-    @delete("/{name:str}", status_code=HTTP_204_NO_CONTENT, sync_to_thread=True, summary="Remove a toolchain")
+    @delete(
+        "/{name:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        sync_to_thread=True,
+        summary="Remove a toolchain",
+        guards=[admin_only],
+        security=BEARER,
+    )
     def remove_toolchain(self, request: Request[Any, Any, Any], name: FromPath[str]) -> None:
         context_of(request).toolchains().remove(name, api_actor(request))
 

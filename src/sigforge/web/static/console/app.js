@@ -1437,15 +1437,19 @@
   }
 
   function toolchainRow(t) {
-    var verify = h("button", {
-      type: "button",
-      class: "button button--small",
-      "aria-label": "Verify " + t.name + " now",
-      text: "Verify now"
-    });
-    verify.addEventListener("click", function () {
-      verifyToolchain(t.name, verify);
-    });
+    /* Verifying is an admin action: others do not get the button (the server refuses them anyway). */
+    var verify = null;
+    if (isAdmin()) {
+      verify = h("button", {
+        type: "button",
+        class: "button button--small",
+        "aria-label": "Verify " + t.name + " now",
+        text: "Verify now"
+      });
+      verify.addEventListener("click", function () {
+        verifyToolchain(t.name, verify);
+      });
+    }
     var why = t.state === "quarantined" ? quarantineReason(t.state_detail) : "";
     var targetsText = Array.isArray(t.targets) ? t.targets.join(", ") : "";
     return h("tr", { class: t.state === "quarantined" ? "is-quarantined" : null, "data-name": t.name }, [
@@ -1524,6 +1528,7 @@
     }, function (err) {
       setToolchainsStatus("");
       renderProblem($("toolchains-problem"), asProblem(err));
+      recheckSessionOn(err);
     }).then(function () {
       toolchainsState.busy = false;
       button.disabled = false;
@@ -1560,6 +1565,7 @@
     }, function (err) {
       setToolchainsStatus("");
       renderProblem($("toolchains-problem"), asProblem(err));
+      recheckSessionOn(err);
     }).then(function () {
       toolchainsState.busy = false;
       button.disabled = false;
@@ -1569,19 +1575,350 @@
   }
 
   /* ------------------------------------------------------------------ */
-  /* Views: "#toolchains" shows the registry, anything else translating  */
+  /* Session: sign-in (the HttpOnly cookie; the token is never kept     */
+  /* here), the forced change of a one-time password, sign-out          */
   /* ------------------------------------------------------------------ */
 
+  /* user: {name, role, must_change_password, expires_at} or null; known: /session answered. */
+  var session = { known: false, user: null, busy: false };
+
+  /* Admin-only UI is shown to a signed-in admin who has chosen a password; the server enforces it regardless. */
+  function isAdmin() {
+    return !!(session.user && session.user.role === "admin" && !session.user.must_change_password);
+  }
+
+  function mustChangePassword() {
+    return !!(session.user && session.user.must_change_password);
+  }
+
+  function applySession(user) {
+    session.known = true;
+    session.user = isObject(user) && typeof user.name === "string" ? {
+      name: user.name,
+      role: String(user.role || ""),
+      must_change_password: user.must_change_password === true,
+      expires_at: user.expires_at || null
+    } : null;
+    var signedIn = session.user !== null;
+    $("account-who").hidden = !signedIn;
+    $("sign-out").hidden = !signedIn;
+    $("sign-in-link").hidden = signedIn;
+    $("account-name").textContent = signedIn ? session.user.name : "";
+    $("account-role").textContent = signedIn ? session.user.role : "";
+    $("nav-updates-item").hidden = !isAdmin();
+    $("toolchain-import-form").hidden = !isAdmin();
+    $("toolchains-admin-hint").hidden = isAdmin();
+    showView(); /* re-renders the current view, e.g. the toolchains' Verify buttons that come with the role */
+  }
+
+  function loadSession() {
+    return request("/session").then(applySession, function () {
+      applySession(null); /* 401: not signed in (or the token expired) */
+    });
+  }
+
+  /* A 401/403 from an admin action means the session changed under us (expired, signed out elsewhere). */
+  function recheckSessionOn(err) {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+      loadSession();
+    }
+  }
+
+  function markInvalid(inputs, pointer) {
+    Object.keys(inputs).forEach(function (key) {
+      if (key === pointer) {
+        $(inputs[key]).setAttribute("aria-invalid", "true");
+      } else {
+        $(inputs[key]).removeAttribute("aria-invalid");
+      }
+    });
+  }
+
+  function leaveAccountView() {
+    if (window.location.hash === "#sign-in") {
+      window.location.hash = "";
+    } else {
+      showView();
+    }
+  }
+
+  function onSignIn(event) {
+    event.preventDefault();
+    if (session.busy) {
+      return;
+    }
+    var box = $("sign-in-problem");
+    var inputs = { "/name": "sign-in-name", "/password": "sign-in-password" };
+    var name = $("sign-in-name").value.trim();
+    var password = $("sign-in-password").value;
+    box.hidden = true;
+    if (!name || !password) {
+      markInvalid(inputs, name ? "/password" : "/name");
+      renderProblem(box, { title: "Name and password are needed", detail: "Enter your user name and password." });
+      $(name ? "sign-in-password" : "sign-in-name").focus();
+      return;
+    }
+    markInvalid(inputs, null);
+    session.busy = true;
+    $("sign-in-submit").disabled = true;
+    /* The answer also carries the token: it is not kept, the HttpOnly cookie set with it signs the console in. */
+    request("/session", { method: "POST", body: { name: name, password: password } }).then(function (result) {
+      $("sign-in-form").reset();
+      applySession(result);
+      if (mustChangePassword()) {
+        $("password-current").focus();
+      } else {
+        leaveAccountView();
+      }
+    }, function (err) {
+      $("sign-in-password").value = "";
+      var problem = asProblem(err);
+      markInvalid(inputs, problem && problem.pointer);
+      renderProblem(box, err.status === 401
+        ? { title: "Sign-in failed", detail: "The name or password is wrong, or the account is locked or disabled.", status: 401 }
+        : problem);
+      $("sign-in-password").focus();
+    }).then(function () {
+      session.busy = false;
+      $("sign-in-submit").disabled = false;
+    });
+  }
+
+  function onChangePassword(event) {
+    event.preventDefault();
+    if (session.busy) {
+      return;
+    }
+    var box = $("password-problem");
+    var inputs = { "/current_password": "password-current", "/new_password": "password-new", "/confirm": "password-confirm" };
+    var current = $("password-current").value;
+    var next = $("password-new").value;
+    box.hidden = true;
+    if (!current) {
+      markInvalid(inputs, "/current_password");
+      renderProblem(box, { title: "Current password needed", detail: "Enter the password you signed in with." });
+      $("password-current").focus();
+      return;
+    }
+    if (next !== $("password-confirm").value) {
+      markInvalid(inputs, "/confirm");
+      renderProblem(box, { title: "The new passwords differ", detail: "Type the same new password twice." });
+      $("password-confirm").focus();
+      return;
+    }
+    markInvalid(inputs, null);
+    session.busy = true;
+    $("password-submit").disabled = true;
+    request("/session/password", { method: "POST", body: { current_password: current, new_password: next } }).then(function (result) {
+      $("password-form").reset();
+      applySession(result);
+      leaveAccountView();
+    }, function (err) {
+      var problem = asProblem(err);
+      markInvalid(inputs, problem && problem.pointer);
+      renderProblem(box, problem);
+      if (err.status === 401) {
+        loadSession();
+      } else if (problem && inputs[problem.pointer]) {
+        $(inputs[problem.pointer]).focus();
+      }
+    }).then(function () {
+      session.busy = false;
+      $("password-submit").disabled = false;
+    });
+  }
+
+  function onSignOut() {
+    $("sign-out").disabled = true;
+    request("/session", { method: "DELETE" }).then(null, function () {
+      /* 401: already signed out; anything else: the cookie stays, /session below tells */
+    }).then(function () {
+      $("sign-out").disabled = false;
+      return loadSession();
+    });
+  }
+
+  function renderAccount() {
+    var user = session.user;
+    var forced = mustChangePassword();
+    $("sign-in-panel").hidden = user !== null;
+    $("password-panel").hidden = user === null;
+    if (user) {
+      $("password-heading").textContent = forced ? "Choose your own password" : "Change your password";
+      $("password-why").textContent = forced
+        ? "You signed in as " + user.name + " with a one-time password. Choose your own password now: until then "
+          + "this sign-in can do nothing else."
+        : "Signed in as " + user.name + " (" + user.role + "). Your other sessions are signed out when the "
+          + "password changes.";
+    }
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Updates (admins): GET /updates; applying happens on the box         */
+  /* ------------------------------------------------------------------ */
+
+  var UPDATE_STATE = {
+    idle: { label: "Idle", badge: "verified" },
+    "in-progress": { label: "Update in progress", badge: "running" },
+    "needs-recover": { label: "Interrupted: needs recovery", badge: "failed" },
+    unknown: { label: "Unknown", badge: "unknown" }
+  };
+  var UPDATE_RESULT = {
+    committed: { label: "Committed", badge: "verified" },
+    "rolled-back": { label: "Rolled back", badge: "failed-verification" },
+    "rollback-unhealthy": { label: "Rolled back, unhealthy", badge: "failed" },
+    rejected: { label: "Rejected", badge: "failed" }
+  };
+  var updatesState = { loading: false };
+
+  function labelledBadge(table, value) {
+    var known = Object.prototype.hasOwnProperty.call(table, value) ? table[value] : null;
+    return h("span", {
+      class: "badge badge--" + (known ? known.badge : "unknown"),
+      "data-value": String(value),
+      text: known ? known.label : String(value || "unknown")
+    });
+  }
+
+  function updateRow(r) {
+    var steps = Array.isArray(r.steps) ? r.steps.map(String) : [];
+    var stepsCell = steps.length
+      ? h("details", null, [
+        h("summary", { text: (r.reached ? r.reached + " · " : "") + steps.length + (steps.length === 1 ? " step" : " steps") }),
+        h("ol", { class: "update-steps" }, steps.map(function (step) { return h("li", { text: step }); }))
+      ])
+      : h("span", { class: r.reached ? null : "muted", text: r.reached || "—" });
+    return h("tr", { "data-id": r.id }, [
+      h("td", null, [h("time", { datetime: r.finished, title: "started " + fmtDate(r.started), text: fmtDate(r.finished) })]),
+      h("td", { text: r.operation }),
+      h("td", { text: r.previous || "—" }),
+      h("td", { text: r.target || "—" }),
+      h("td", null, [labelledBadge(UPDATE_RESULT, r.result)]),
+      h("td", null, [stepsCell]),
+      h("td", { class: r.error ? "update-error" : "muted", text: r.error || "—" })
+    ]);
+  }
+
+  function renderUpdates(u) {
+    var meta = $("updates-meta");
+    clear(meta);
+    metaRow(meta, "Running version", u.version, true);
+    metaRow(meta, "Current release", u.current || "not installed as a release", !!u.current);
+    metaRow(meta, "Installed releases", Array.isArray(u.installed) && u.installed.length ? u.installed.join(", ") : "—");
+    meta.appendChild(h("div", { class: "meta__item" }, [
+      h("dt", { text: "State" }),
+      h("dd", { id: "updates-state" }, [labelledBadge(UPDATE_STATE, u.state)])
+    ]));
+
+    var notice = $("updates-unfinished");
+    clear(notice);
+    var unfinished = isObject(u.unfinished) ? u.unfinished : null;
+    notice.hidden = unfinished === null;
+    if (unfinished) {
+      notice.className = "notice " + (u.state === "needs-recover" ? "notice--bad" : "notice--info");
+      notice.appendChild(h("p", {
+        class: "notice__title",
+        text: (unfinished.operation === "rollback" ? "Rollback " : "Update ") + unfinished.previous + " → "
+          + unfinished.target + (u.state === "needs-recover" ? " was interrupted" : " is running")
+      }));
+      notice.appendChild(h("p", null, [
+        "Reached step " + (unfinished.reached || "none") + (unfinished.phase === "rolling-back" ? ", rolling back" : "")
+          + "; started " + fmtDate(unfinished.started) + " by " + unfinished.actor + ". ",
+        u.state === "needs-recover"
+          ? h("span", null, ["On the box, run ", h("code", { class: "mono", text: "sigforge update recover" }), " to finish or undo it."])
+          : "Wait for it to finish; this console becomes unavailable while the services restart."
+      ]));
+      if (unfinished.error) {
+        notice.appendChild(h("p", { class: "update-error", text: unfinished.error }));
+      }
+    }
+
+    var body = $("updates-body");
+    clear(body);
+    var records = Array.isArray(u.history) ? u.history.filter(isObject) : [];
+    records.forEach(function (r) {
+      body.appendChild(updateRow(r));
+    });
+    $("updates-empty").hidden = records.length > 0;
+    $("updates-status").textContent = typeof u.history_total === "number" && u.history_total > records.length
+      ? "Showing the last " + records.length + " of " + u.history_total + " operations (sigforge update history has them all)."
+      : "";
+    if (u.problem) {
+      renderProblem($("updates-problem"), { title: "The update files cannot be read", detail: String(u.problem) });
+    }
+    $("updates-content").hidden = false;
+  }
+
+  function loadUpdates() {
+    var box = $("updates-problem");
+    box.hidden = true;
+    if (!session.known) {
+      $("updates-status").textContent = "Checking the sign-in…";
+      return;
+    }
+    if (!isAdmin()) {
+      $("updates-content").hidden = true;
+      $("updates-status").textContent = "";
+      renderProblem(box, {
+        title: "For admins only",
+        detail: session.user
+          ? "Signed in as " + session.user.name + " (" + session.user.role + "): the updates of this box are shown to admins."
+          : "Sign in as an admin to see the updates of this box."
+      });
+      return;
+    }
+    if (updatesState.loading) {
+      return;
+    }
+    updatesState.loading = true;
+    $("updates-status").textContent = "Loading…";
+    request("/updates").then(function (payload) {
+      $("updates-status").textContent = "";
+      renderUpdates(isObject(payload) ? payload : {});
+    }, function (err) {
+      $("updates-status").textContent = "";
+      renderProblem(box, asProblem(err));
+      recheckSessionOn(err);
+    }).then(function () {
+      updatesState.loading = false;
+    });
+  }
+
+  /* ------------------------------------------------------------------ */
+  /* Views: "#toolchains", "#updates", "#sign-in"; anything else is      */
+  /* translating. A one-time password pins the sign-in view.             */
+  /* ------------------------------------------------------------------ */
+
+  var VIEW_FOR_HASH = { "#toolchains": "toolchains", "#updates": "updates", "#sign-in": "sign-in" };
+  var VIEWS = ["translate", "toolchains", "updates", "sign-in"];
+  var NAV_FOR_VIEW = { translate: "nav-translate", toolchains: "nav-toolchains", updates: "nav-updates" };
+
+  function currentView() {
+    if (mustChangePassword()) {
+      return "sign-in";
+    }
+    var hash = window.location.hash || "";
+    return Object.prototype.hasOwnProperty.call(VIEW_FOR_HASH, hash) ? VIEW_FOR_HASH[hash] : "translate";
+  }
+
   function showView() {
-    var toolchains = window.location.hash === "#toolchains";
-    $("view-translate").hidden = toolchains;
-    $("view-toolchains").hidden = !toolchains;
-    var current = toolchains ? $("nav-toolchains") : $("nav-translate");
-    var other = toolchains ? $("nav-translate") : $("nav-toolchains");
-    current.setAttribute("aria-current", "page");
-    other.removeAttribute("aria-current");
-    if (toolchains) {
+    var view = currentView();
+    VIEWS.forEach(function (name) {
+      $("view-" + name).hidden = name !== view;
+    });
+    Object.keys(NAV_FOR_VIEW).forEach(function (name) {
+      if (name === view) {
+        $(NAV_FOR_VIEW[name]).setAttribute("aria-current", "page");
+      } else {
+        $(NAV_FOR_VIEW[name]).removeAttribute("aria-current");
+      }
+    });
+    if (view === "toolchains") {
       loadToolchains();
+    } else if (view === "updates") {
+      loadUpdates();
+    } else if (view === "sign-in") {
+      renderAccount();
     }
   }
 
@@ -1615,12 +1952,17 @@
       afterRegistryChange();
     });
     $("toolchain-import-form").addEventListener("submit", onImportBundle);
+    $("sign-in-form").addEventListener("submit", onSignIn);
+    $("password-form").addEventListener("submit", onChangePassword);
+    $("sign-out").addEventListener("click", onSignOut);
+    $("updates-refresh").addEventListener("click", loadUpdates);
     window.addEventListener("hashchange", function () {
       showView();
       $("main").focus({ preventScroll: true });
       window.scrollTo(0, 0);
     });
     showView();
+    loadSession();
 
     loadTargets();
     loadRecent(false);
