@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,10 +77,10 @@ def test_release_commands_and_pidfile_services_run_as_the_owner(shared_dir: Path
     code, output = host.run_release(release, ["db", "upgrade"], 30)
     assert (code, output.strip()) == (0, "65534 65534 65534")
     services.start()  # the fake `up` prints and exits; its log shows who it ran as
-    for _ in range(100):
-        if (data / "logs" / "sigforge-up.log").read_text().strip():
-            break
-        os.sched_yield()
+    log = data / "logs" / "sigforge-up.log"
+    deadline = time.monotonic() + 30
+    while not log.read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
     services.stop()
     assert (data / "logs" / "sigforge-up.log").read_text().strip() == "65534 65534 65534"
 
