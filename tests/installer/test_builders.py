@@ -25,14 +25,22 @@ from sigforge.settings import Settings
 from support import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "installer"))
+sys.path.insert(0, str(REPO_ROOT / "installer" / "toolchains"))
 import dev_setup
+import zig  # installer/toolchains/zig.py (the builder's target table)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("toolchain-builders")]
 
 ACTOR = Actor("test-builders")
 CACHE = REPO_ROOT / ".cache" / "dev-toolchain"
 DEBS = REPO_ROOT / ".cache" / "debs"
-EM_AARCH64 = 183
+EM_AARCH64, EM_ARM, EM_RISCV = 183, 40, 243
+DOT_C = """float dot(const float *a, const float *b, int n) {
+    float s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+"""
 
 
 def _run(argv: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -152,6 +160,18 @@ def test_zig_bundle_cross_compiles_without_rebuilding_libc(
     assert _elf_machine(tmp_path / "fir") == EM_AARCH64
     cache = resolved.state_dir / "zig-cache"
     assert _libc_archives(cache) == shipped, "zig built a new libc instead of using the shipped one"
+    (tmp_path / "dot.c").write_text(DOT_C)
+    # The other targets the builder knows, compiled to objects (linking them needs their warmed libc, which this
+    # development bundle leaves out to keep CI short): the triples and CPU flags are what zig accepts.
+    for target, machine in (("linux-armhf", EM_ARM), ("linux-riscv64", EM_RISCV), ("cortex-m4", EM_ARM)):
+        triple, flags = zig.TARGETS[target]
+        argv = [str(resolved.tool("cc")), "-target", triple, *flags, "-O2", "-c", "fir.c", "-o", f"{target}.o"]
+        if target == "cortex-m4":  # bare metal: no C library headers
+            argv[-3] = "dot.c"
+        result = registry.runner.run(argv, cwd=tmp_path, timeout_s=300, memory_mb=limits.build_memory_mb,
+                                     max_file_mb=limits.max_file_mb, env=resolved.environment())  # fmt: skip
+        assert result.returncode == 0, (target, result.stderr.decode(errors="replace")[-2000:])
+        assert _elf_machine(tmp_path / f"{target}.o") == machine, target
     # The signed tree was not written; removing the toolchain takes its node-local state with it.
     assert registry.verify(view.name, ACTOR, full=True)[0].ok
     registry.remove(view.name, ACTOR)
