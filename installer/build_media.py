@@ -8,7 +8,7 @@ Writes a media directory::
     FINGERPRINT.txt          the root's fingerprint and the bundle's SHA-256, to print on the delivery sheet
     sigforge-<version>.media the signed bundle (kind "media", release-role keys, gzip so that the box's own tar can
                              unpack the bootstrap binary) holding release/ (the binary tree: bin/sigforge, ...),
-                             wheelhouse/, toolchains/*.bundle, units/*.service, config/sigforge.toml, docs/
+                             wheelhouse/, toolchains/*.bundle, units/*.service|.path, config/sigforge.toml, docs/
     SHA256SUMS               every other file (sha256sum -c format)
 
 Reproducible: the same inputs and ``--created`` give the same manifest bytes and the same bundle bytes (files are
@@ -91,7 +91,8 @@ root, and only then installs:
 - the release into `/opt/sigforge/releases/{version}` with `/opt/sigforge/current` pointing at it;
 - the configuration `/etc/sigforge/sigforge.toml` (kept if it exists), data in `/var/lib/sigforge`;
 - the system user `sigforge`, the trust root, the database schema, the toolchains on this media;
-- the systemd units `sigforge.service` (web) and `sigforge-worker.service` (worker pool), enabled and started;
+- the systemd units `sigforge.service` (web) and `sigforge-worker.service` (worker pool), enabled and started,
+  and `sigforge-update.path` (applies the updates an admin uploads in the console through `sigforge-update.service`);
 
 and ends with a health check of `http://127.0.0.1:8470/readyz`. Options: `--port N`, `--yes-fingerprint HEX`
 (unattended installs: the fingerprint from the sheet), `--prefix DIR --no-systemd` (an unprivileged install below
@@ -176,7 +177,7 @@ def stage(args: argparse.Namespace, payload: Path) -> None:
         raise SystemExit(f"two toolchain bundles have the same file name: {sorted(names)}")
     for bundle in args.toolchain:
         _copy_file(bundle, payload / "toolchains" / bundle.name)
-    for unit in sorted(UNITS.glob("*.service")):
+    for unit in sorted([*UNITS.glob("*.service"), *UNITS.glob("*.path")]):
         _copy_file(unit, payload / "units" / unit.name)
     (payload / "config").mkdir()
     (payload / "config" / "sigforge.toml").write_text(config_text())

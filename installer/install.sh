@@ -179,13 +179,15 @@ done
 
 # -- 6. services and the health check ---------------------------------------------------------------------------------
 if [ "$SYSTEMD" = yes ]; then
-  for unit in sigforge.service sigforge-worker.service sigforge-up.service; do
+  for unit in sigforge.service sigforge-worker.service sigforge-up.service sigforge-update.service sigforge-update.path; do
     sed -e "s|/opt/sigforge|$ROOT|g" -e "s|/etc/sigforge|$ETC|g" -e "s|/var/lib/sigforge|$DATA|g" \
       "$WORK/media/units/$unit" > "/etc/systemd/system/$unit"
     chmod 644 "/etc/systemd/system/$unit"
   done
   systemctl daemon-reload
   systemctl enable --now sigforge-worker.service sigforge.service || die "starting the units failed (journalctl -u sigforge)"
+  # Updates requested from the console (POST /api/v1/updates) are applied by sigforge-update.service, as root.
+  systemctl enable --now sigforge-update.path || die "enabling sigforge-update.path failed"
   MODE=systemd
 else
   run service start --prefix "$PREFIX" --services pidfile >/dev/null || die "starting sigforge failed ($DATA/logs/sigforge-up.log)"
@@ -205,5 +207,5 @@ sigforge $VERSION is installed and ready.
   toolchains: $(run toolchain list | tail -n +2 | awk '{ printf "%s%s %s", sep, $1, $3; sep=", " }')
   first admin (admin actions need a sign-in: POST /api/v1/session; write this down now, it is not shown again):
 $(echo "$ADMIN" | sed 's/^/    /')
-  Updates: $ROOT/current/bin/sigforge update apply <release bundle>
+  Updates: $ROOT/current/bin/sigforge update apply <release bundle>, or upload it in the console (Updates, admins)
 EOF

@@ -3,12 +3,17 @@ root naming those keys (the real host-gcc path is ``support.provision_toolchain`
 
 from __future__ import annotations
 
+import gzip
+import io
+import json
 import os
 import sys
+import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sigforge.bundles import EntryPoint, Provides
+from sigforge.bundles.archive import canonical_info
 from sigforge.bundles.build import build_bundle
 from sigforge.bundles.keys import SigningKey
 from support import REPO_ROOT
@@ -63,4 +68,28 @@ def make_bundle(
         created=now - timedelta(minutes=1), expires=now + timedelta(days=30), keys=[key], compression="gzip",
         provides=Provides(targets=("host-c",), entry_points={role: entry}),
     )  # fmt: skip
+    return out
+
+
+def with_bad_signature(good_gzip_bundle: Path, out: Path | None = None) -> Path:
+    """The same (gzip) bundle with one character of its signature changed (still well-formed: only the check fails),
+    written to ``out`` (default: ``bad-signature-<name>`` beside it)."""
+    members: list[tuple[tarfile.TarInfo, bytes]] = []
+    with tarfile.open(good_gzip_bundle, "r:gz") as tar:
+        for m in tar:
+            data = tar.extractfile(m).read() if m.isreg() else b""  # type: ignore[union-attr]
+            if m.name == "signatures.json":
+                doc = json.loads(data)
+                sig = doc["signatures"][0]["sig"]
+                doc["signatures"][0]["sig"] = sig[:10] + ("0" if sig[10] != "0" else "1") + sig[11:]
+                data = json.dumps(doc, separators=(",", ":")).encode()
+            info = canonical_info(m.name, size=len(data), mode=m.mode, link=m.linkname if m.issym() else None)
+            members.append((info, data))
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    out = out or good_gzip_bundle.with_name(f"bad-signature-{good_gzip_bundle.name}")
+    with out.open("wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
+        gz.write(raw.getvalue())
     return out

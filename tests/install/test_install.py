@@ -147,7 +147,8 @@ echo "INSTALLED_AFTER $(($(date +%s) - {int(time.time())}))"
     assert (data / "trust" / "root.json").read_bytes() == media_inputs.root.read_bytes()
     assert (data / "sigforge.sqlite3").is_file()
     assert sorted(p.name for p in (root / "share" / "units").iterdir()) == [
-        "sigforge-up.service", "sigforge-worker.service", "sigforge.service"]  # fmt: skip
+        "sigforge-up.service", "sigforge-update.path", "sigforge-update.service", "sigforge-worker.service",
+        "sigforge.service"]  # fmt: skip
     assert (root / "share" / "docs" / "install.md").is_file()
     assert not list(prefix.parent.glob("sigforge-install.*")), "install.sh left its work directory behind"
 
@@ -240,7 +241,13 @@ def test_media_contents(media: Path) -> None:
     tops = {p.split("/")[0] for p in paths}
     assert tops == {"release", "wheelhouse", "toolchains", "units", "config", "docs"}, tops
     assert "release/bin/sigforge" in paths
-    assert {"units/sigforge.service", "units/sigforge-worker.service", "units/sigforge-up.service"} <= paths
+    assert {
+        "units/sigforge.service",
+        "units/sigforge-worker.service",
+        "units/sigforge-up.service",
+        "units/sigforge-update.service",
+        "units/sigforge-update.path",
+    } <= paths
     assert "wheelhouse/SHA256SUMS" in paths and any(p.endswith(".bundle") for p in paths)
     assert sorted(p.name for p in media.iterdir()) == sorted(
         ["FINGERPRINT.txt", "README-OPERATOR.md", "SHA256SUMS", "install.sh", "root.json", "sigforge-0.1.0.media"]

@@ -18,7 +18,13 @@ import pytest
 from realservices import in_ci
 from support import REPO_ROOT
 
-UNITS = ("sigforge.service", "sigforge-worker.service", "sigforge-up.service")
+UNITS = (
+    "sigforge.service",
+    "sigforge-worker.service",
+    "sigforge-up.service",
+    "sigforge-update.service",
+    "sigforge-update.path",
+)
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
 
 

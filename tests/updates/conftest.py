@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from releasekit import REPO_HEAD, V2_REV, V3_REV, Box, Releases, bundle, make_tree, migration, with_bad_signature
+from releasekit import REPO_HEAD, V2_REV, V3_REV, Box, Releases, bundle, make_tree, migration
 
-from toolchainkit import new_keys
+from toolchainkit import new_keys, with_bad_signature
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,8 +10,6 @@ and ``current/bin/sigforge up`` run detached with a pidfile (the updater's no-sy
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
 import shutil
@@ -19,7 +17,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sigforge.bundles.archive import canonical_info
 from sigforge.bundles.build import build_bundle
 from sigforge.bundles.keys import SigningKey
 from support import REPO_ROOT, child_env
@@ -150,28 +146,6 @@ def bundle(tree: Path, out: Path, version: str, key: SigningKey, *, expired: boo
     build_bundle(source=tree, out=out, kind="release", name="sigforge", version=version, product="sigforge",
                  host_arch="any", created=created, expires=expires, keys=[key], compression=compression,  # type: ignore[arg-type]
                  min_installed_version=min_installed)  # fmt: skip
-    return out
-
-
-def with_bad_signature(good_gzip_bundle: Path, out: Path) -> Path:
-    """The same bundle with one character of its signature changed (still well-formed: only the check fails)."""
-    members: list[tuple[tarfile.TarInfo, bytes]] = []
-    with tarfile.open(good_gzip_bundle, "r:gz") as tar:
-        for m in tar:
-            data = tar.extractfile(m).read() if m.isreg() else b""  # type: ignore[union-attr]
-            if m.name == "signatures.json":
-                doc = json.loads(data)
-                sig = doc["signatures"][0]["sig"]
-                doc["signatures"][0]["sig"] = sig[:10] + ("0" if sig[10] != "0" else "1") + sig[11:]
-                data = json.dumps(doc, separators=(",", ":")).encode()
-            info = canonical_info(m.name, size=len(data), mode=m.mode, link=m.linkname if m.issym() else None)
-            members.append((info, data))
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
-        for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
-    with out.open("wb") as fh, gzip.GzipFile(fileobj=fh, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
-        gz.write(raw.getvalue())
     return out
 
 

@@ -1,7 +1,7 @@
 """The console's sign-in in a real headless Chromium, driven over the DevTools protocol: an admin signs in with a
 one-time password, is held on the password change until it is done, then sees the Updates page with this box's
-version and history; the token is never in the page's storage; an engineer sees neither the Updates page nor the
-admin-only toolchain controls."""
+version and history, and its upload form posts a bundle; the token is never in the page's storage; an engineer sees
+neither the Updates page nor the admin-only toolchain controls."""
 
 from __future__ import annotations
 
@@ -170,6 +170,14 @@ def test_admin_signs_in_changes_the_one_time_password_and_sees_updates(console: 
     row = page.js("document.querySelector('#updates-body tr').innerText")
     assert "0.0.9" in row and "Committed" in row
     assert "sigforge update apply" in page.text("updates-apply-command")
+    # The upload form posts the file with the cookie; this served checkout is no release layout, so the request is
+    # refused (409, before any verification) and the problem is shown (a good request: tests/updates/test_requests.py).
+    page.js("(function () { var dt = new DataTransfer(); dt.items.add(new File([new Uint8Array([1, 2, 3])], "
+            "'sigforge-9.9.9.bundle')); document.getElementById('update-bundle').files = dt.files; "
+            "document.getElementById('update-request-form').requestSubmit(); return true; })()")  # fmt: skip
+    page.wait_for("!document.getElementById('updates-problem').hidden")
+    assert "no current release" in page.text("updates-problem")
+    assert page.js("document.getElementById('update-request').disabled") is False
 
     page.js("document.getElementById('sign-out').click(); true")
     page.wait_for("!document.getElementById('sign-in-link').hidden")

@@ -66,7 +66,7 @@ def test_a_fresh_box_is_idle_and_reading_writes_nothing(
     assert response.status_code == 200, response.text
     assert response.json() == {
         "version": sigforge.__version__, "current": "1.1.0", "installed": ["1.0.0", "1.1.0"], "state": "idle",
-        "unfinished": None, "history": [], "history_total": 0, "problem": None,
+        "unfinished": None, "history": [], "history_total": 0, "request": None, "problem": None,
     }  # fmt: skip
     assert not (settings.data_path / "updates").exists()
 
@@ -96,7 +96,7 @@ def test_history_newest_first_and_an_interrupted_update(
     assert body["history"][0] == {
         "id": "op-2", "operation": "apply", "previous": "1.0.0", "target": "1.1.0",
         "started": "2026-11-01T11:00:00Z", "finished": "2026-11-01T11:02:00Z", "result": "committed",
-        "reached": "committed", "error": None, "steps": list(steps),
+        "reached": "committed", "error": None, "steps": list(steps), "actor": None,
     }  # fmt: skip
     assert body["history"][1]["error"] == "bad signature"
 
@@ -128,8 +128,9 @@ def test_bad_limit_is_a_precise_400(admin_client: TestClient, limit: str) -> Non
     assert problem["errors"][0]["pointer"] == "/limit", problem
 
 
-def test_only_get_is_offered(admin_client: TestClient) -> None:
-    assert_problem(admin_client.post(UPDATES, json={"bundle": "/media/usb/sigforge.bundle"}), 405, "method-not-allowed")
+def test_only_get_and_post_are_offered(admin_client: TestClient) -> None:
+    # POST (an upload: tests/web/test_update_requests_api.py); nothing else, e.g. no apply-by-path
+    assert_problem(admin_client.put(UPDATES, json={"bundle": "/media/usb/sigforge.bundle"}), 405, "method-not-allowed")
 
 
 def test_the_prefix_is_derived_from_the_release_the_code_runs_from(tmp_path: Path) -> None:

@@ -1,4 +1,12 @@
-"""``sigforge serve``, ``sigforge worker`` and ``sigforge up`` (both, supervised, Ctrl-C stops both)."""
+"""``sigforge serve``, ``sigforge worker`` and ``sigforge up`` (both, supervised, Ctrl-C stops both).
+
+``up`` is also the no-systemd (pidfile) mode's update trigger: every ``UPDATE_POLL_S`` it looks for an update
+requested from the console (``<data_dir>/updates/requests``) and, when one is pending and no updater holds the
+update lock, launches ``<prefix>/opt/sigforge/current/bin/sigforge update run-requests --services pidfile --prefix
+<prefix>`` detached (``service_manager.launch_detached``: not below ``up``, whose processes the updater stops). The
+prefix is that of the release this code runs from (``updates.release_prefix``); outside a release tree there is no
+updater to launch and requests are left to ``sigforge update run-requests`` on the box.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +15,24 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from sigforge.cli.db import open_database, upgrade_and_audit
+from sigforge.cli.service_manager import launch_detached
 from sigforge.db import migrate
 from sigforge.db.session import Database
 from sigforge.errors import InvalidInput
 from sigforge.logging import configure_logging, get_logger
 from sigforge.settings import CONFIG_ENV, Settings
+from sigforge.updates import REQUESTS_DIR, Layout, load_request, lock_held, release_prefix
 
 log = get_logger("sigforge.cli")
 
 WORKER_STOP_TIMEOUT_S = 30.0
+UPDATE_POLL_S = 2.0  # how often `up` looks for an update requested from the console
+UPDATE_RELAUNCH_S = 120.0  # a launched runner that has not taken the request by then is launched again
 
 
 def _self_command() -> list[str]:
@@ -136,6 +150,42 @@ def run_worker_pool(
     return int(dramatiq_main(parsed) or 0)  # type: ignore[no-untyped-call]
 
 
+def update_runner_command(prefix: Path, config_file: str | None) -> list[str]:
+    """``sigforge update run-requests`` of the release ``current`` points at, for the layout under ``prefix``."""
+    command = [str(Layout(prefix).current / "bin" / "sigforge")]
+    if config_file:
+        command += ["--config", str(Path(config_file).resolve())]
+    return [*command, "update", "run-requests", "--services", "pidfile", "--prefix", str(prefix)]
+
+
+def watch_update_requests(
+    settings: Settings, config_file: str | None, stop: threading.Event, *, prefix: Path | None = None,
+    poll_s: float = UPDATE_POLL_S,
+) -> None:  # fmt: skip
+    """Launch the update runner whenever a request is pending and no updater runs (until ``stop`` is set)."""
+    prefix = prefix or release_prefix()
+    command = update_runner_command(prefix, config_file)
+    if not Path(command[0]).is_file():
+        log.info("update.requests.not-watched", reason=f"no release layout: {command[0]} is missing")
+        return
+    updates = settings.data_path / "updates"
+    launched = -UPDATE_RELAUNCH_S
+    while not stop.wait(poll_s):
+        try:
+            request = load_request(updates / REQUESTS_DIR)
+        except (OSError, ValueError) as exc:
+            log.warning("update.requests.unreadable", error=str(exc))
+            continue
+        if request is None or lock_held(updates / ".lock") or time.monotonic() - launched < UPDATE_RELAUNCH_S:
+            continue
+        log.info("update.requests.launch", version=request.version, requested_by=request.requested_by)
+        try:
+            launch_detached(command, settings.data_path / "logs" / "sigforge-update.log")
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.error("update.requests.launch-failed", error=str(exc))
+        launched = time.monotonic()
+
+
 def run_up(
     settings: Settings,
     config_file: str | None,
@@ -165,9 +215,15 @@ def run_up(
     worker = subprocess.Popen(command, start_new_session=True)
     url = f"http://{host or settings.server.host}:{port or settings.server.port}"
     print(f"sigforge is up: console and API at {url}/  (data in {settings.data_path}; Ctrl-C stops)", flush=True)
+    stop_watching = threading.Event()
+    watcher = threading.Thread(
+        target=watch_update_requests, args=(settings, config_file, stop_watching), name="update-requests", daemon=True
+    )
+    watcher.start()
     try:
         return run_serve(settings, host=host, port=port)
     finally:
+        stop_watching.set()
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
             try:

@@ -9,6 +9,9 @@ the readiness probe). Process spawning is allowed here (the CLI layer); the upda
   own session) with ``<data_dir>/sigforge.pid`` holding ``PID STARTTIME`` (the start time guards against a reused
   pid). Stopping sends one SIGTERM — ``up`` stops its worker pool gracefully (running jobs finish, or their messages
   are redelivered) — and waits for ``up`` and every process below it; what is left after the timeout is SIGKILLed.
+* ``launch_detached``: how ``sigforge up`` starts ``sigforge update run-requests`` in pidfile mode — in its own
+  session and re-parented away from ``up`` (an intermediate shell starts it in the background and exits), so that
+  the updater's own stop step, which kills ``up`` and everything below it, does not kill the updater.
 """
 
 from __future__ import annotations
@@ -170,6 +173,22 @@ class PidfileServices:
         while any(_alive(p, starts[p]) for p in family):
             time.sleep(0.05)
         self.pidfile.unlink(missing_ok=True)
+
+
+def launch_detached(command: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None) -> None:
+    """Start ``command`` in a new session, NOT as a descendant of this process, its output appended to ``log``.
+
+    A ``sh`` in a new session starts the command in the background and exits at once: the command is orphaned and
+    re-parented (to init or a subreaper above this process), so ``PidfileServices.stop`` does not see it below ``up``.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        shell = subprocess.Popen(
+            ["/bin/sh", "-c", '"$@" </dev/null & exit 0', "sigforge-launch", *command], stdin=subprocess.DEVNULL,
+            stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ if env is None else env), cwd="/",
+            start_new_session=True, close_fds=True,
+        )  # fmt: skip
+    shell.wait(timeout=60)
 
 
 def make_manager(

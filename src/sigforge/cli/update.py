@@ -3,6 +3,10 @@
 - ``apply BUNDLE``: copy the release bundle to local storage, verify it, stage it beside the current release, stop
   the services, back up the database, migrate it with the NEW release, switch ``current``, start, health-check,
   commit; any failure rolls back automatically (previous release, restored database).
+- ``run-requests``: apply the update an admin requested from the console (``POST /api/v1/updates`` stored a
+  verified bundle under ``<data_dir>/updates/requests``) exactly as ``apply`` does, in that admin's name
+  (``web:<name>``); the request is deleted whatever the outcome. Run as root by ``sigforge-update.service`` (a path
+  unit watches the directory) or, without systemd, launched detached by ``sigforge up``.
 - ``recover``: finish or undo an operation a crash interrupted (run by the units' hooks; ``--no-start`` for
   ``ExecStartPre=``: files and database only).
 - ``rollback --yes``: return to the release before the last committed update, with the database as it was then.
@@ -10,9 +14,9 @@
 
 Common options: ``--prefix DIR`` (the root of the layout, default ``/``), ``--services auto|systemd|pidfile``.
 
-Exit codes: 0 ok (``recover``: also when there was nothing to do), 1 the bundle was rejected or the update failed and
-was rolled back, 2 bad input, 3 not ready (another operation runs, an interrupted one awaits ``recover``, a rollback
-that left the previous release unhealthy).
+Exit codes: 0 ok (``recover``, ``run-requests``: also when there was nothing to do), 1 the bundle was rejected or
+the update failed and was rolled back, 2 bad input, 3 not ready (another operation runs, an interrupted one awaits
+``recover``, a rollback that left the previous release unhealthy).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     actions = update.add_subparsers(dest="update_command", required=True, metavar="ACTION")
     apply = actions.add_parser("apply", parents=[common], help="install a signed release bundle")
     apply.add_argument("bundle", type=Path, metavar="BUNDLE")
+    actions.add_parser("run-requests", parents=[common], help="apply the update requested from the console, if any")
     actions.add_parser("status", parents=[common], help="the current release, the services, an unfinished update")
     actions.add_parser("history", parents=[common], help="every update, rollback and rejection")
     rollback = actions.add_parser(
@@ -85,7 +90,21 @@ def _print_record(record: HistoryRecord) -> None:
         print(f"    {record.error}")
 
 
-def run_update(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911 - one return per action
+def _run_requests(service: UpdateService) -> int:
+    try:
+        done = service.run_request()
+    except UpdateFailed as exc:
+        print(f"sigforge: the requested update failed: {exc}")
+        return EXIT_FAILED if exc.detail.get("result") == "rolled-back" else EXIT_NOT_READY
+    if done is None:
+        print("no update request is pending")
+        return EXIT_OK
+    request, record = done
+    print(f"updated {record.previous} -> {record.target} as requested by {request.requested_by} (update {record.id})")
+    return EXIT_OK
+
+
+def run_update(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911, PLR0912 - one return per action
     configure_logging("warning", "console")
     command = args.update_command
     if command == "restore-db":
@@ -101,6 +120,8 @@ def run_update(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PL
             return EXIT_FAILED if exc.detail.get("result") == "rolled-back" else EXIT_NOT_READY
         print(f"updated {record.previous} -> {record.target} (update {record.id})")
         return EXIT_OK
+    if command == "run-requests":
+        return _run_requests(service)
     if command == "recover":
         recovered = service.recover(start=not args.no_start)
         if recovered is None:
@@ -127,6 +148,9 @@ def run_update(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PL
         j = status.journal
         print(f"UNFINISHED {j.operation} {j.previous} -> {j.target}: reached {j.reached}, {j.phase}; "
               "run `sigforge update recover`")  # fmt: skip
+    if status.request is not None:
+        r = status.request
+        print(f"requested: {r.version} by {r.requested_by} at {r.requested_at:%Y-%m-%d %H:%M:%S}Z [{r.id}]")
     if status.last is not None:
         print("last:      ", end="")
         _print_record(status.last)

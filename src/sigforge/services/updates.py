@@ -14,6 +14,9 @@ Invariants:
       systemd units or a pidfile-managed ``sigforge up``): services never spawn processes or speak HTTP.
     * Every step is an audit event. Events are kept in the journal until the operation ends, then written into the
       database that survives (the migrated one after a commit, the restored one after a rollback), once.
+    * A request (``request``, from the console) only verifies, exactly as ``apply`` does, and stores the verified copy
+      under ``updates/requests``; ``run_request`` (the privileged runner, outside the web service) applies it with
+      ``apply``'s own procedure under the same lock and deletes it whatever the outcome.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import platform
 import shutil
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -67,20 +71,26 @@ from sigforge.updates import (
     Owner,
     Step,
     Undo,
+    UpdateRequest,
     clear_journal,
     fault_point,
     hand_over,
     load_history,
     load_journal,
+    load_request,
     record_history,
     recovery_plan,
+    remove_request,
+    request_files,
     save_journal,
+    save_request,
 )
 from sigforge.updates.history import Result
 
 log = get_logger(__name__)
 
-UPDATES_DIR = "updates"  # <data_dir>/updates: journal.json, history.json, backups/, incoming/, .lock
+UPDATES_DIR = "updates"  # <data_dir>/updates: journal.json, history.json, backups/, incoming/, requests/, .lock
+REQUEST_LOCK_WAIT_S = 60.0  # how long `run-requests` waits for the lock (the request being stored, another updater)
 BACKUP_COMPLETE = "COMPLETE"  # written last into a database backup directory: what it holds
 SQLITE_BACKUP = "database.sqlite3"
 SPACE_MARGIN = 64 * 1024**2
@@ -119,6 +129,7 @@ class UpdateStatus:
     running: bool
     journal: Journal | None
     last: HistoryRecord | None
+    request: UpdateRequest | None = None  # a verified bundle waiting for `sigforge update run-requests`
 
 
 def _now() -> datetime:
@@ -155,6 +166,8 @@ class UpdateService:
         self.history_path = self.dir / "history.json"
         self.backups = self.dir / "backups"
         self.incoming = self.dir / "incoming"
+        self.requests = self.dir / "requests"  # verified bundles waiting for `run-requests` (watched by a path unit)
+        self.requesting = self.dir / "requesting"  # uploads and copies being verified for a request
 
     # ---- queries -------------------------------------------------------------------------------------------------
 
@@ -166,10 +179,86 @@ class UpdateService:
             running=self.host.services_running(),
             journal=load_journal(self.journal_path),
             last=history[-1] if history else None,
+            request=self.pending_request(),
         )
 
     def history(self) -> list[HistoryRecord]:
         return load_history(self.history_path)
+
+    def pending_request(self) -> UpdateRequest | None:
+        """The request waiting for ``sigforge update run-requests``, if any (ValueError: its record is damaged)."""
+        return load_request(self.requests)
+
+    # ---- requests (from the console): verified here, applied by the privileged runner -------------------------
+
+    def upload_dir(self) -> Path:
+        """Where an upload is written before ``request`` takes it (private, beside the requests)."""
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.requesting.mkdir(exist_ok=True, mode=0o700)
+        return self.requesting
+
+    def request(self, bundle: Path) -> UpdateRequest:
+        """Verify ``bundle`` exactly as ``apply`` does and store the verified copy as the pending request.
+
+        Nothing is staged, stopped or migrated: ``sigforge update run-requests`` (a root unit triggered by the
+        request directory, or ``sigforge up`` in pidfile mode) applies it with ``apply``.
+
+        Raises:
+            Conflict: an updater runs, an interrupted update awaits ``recover``, a request is pending already, or
+                there is no current release.
+            BundleRejected: the bundle failed verification (recorded in the history and audit log; nothing stored).
+        """
+        with self._lock(wait=False) as held:
+            if not held:
+                raise Conflict("an update, recovery or rollback is running")
+            if load_journal(self.journal_path) is not None:
+                raise Conflict("an interrupted update must be recovered first: run `sigforge update recover`")
+            pending = self.pending_request()
+            if pending is not None:
+                raise Conflict(f"an update to {pending.version} requested by {pending.requested_by} is pending")
+            previous = self.layout.current_version()
+            if previous is None:
+                raise Conflict(f"no current release at {self.layout.current}: install sigforge first")
+            started = self.clock()
+            self.upload_dir()
+            with local_copy(bundle, self.settings.bundles, workdir=self.requesting) as copy:
+                verified = self._verify(copy, bundle, previous, started)
+                request = UpdateRequest(
+                    id=str(uuid.uuid4()), version=verified.manifest.version, requested_by=self.actor.name,
+                    requested_at=started,
+                )  # fmt: skip
+                self.requests.mkdir(exist_ok=True, mode=0o700)
+                stored, _ = request_files(self.requests, request.id)
+                copy.rename(stored)  # the verified bytes themselves (same file system), then the record
+                fsync_dir(self.requests)
+                save_request(self.requests, request)
+            event = self._event("requested", request_id=request.id, version=request.version, bundle=str(bundle),
+                                signed_by=sorted(verified.signed_by), installed=previous)  # fmt: skip
+            self._write_audit(request.id, (event,))
+            log.info("update.requested", version=request.version, requested_by=request.requested_by)
+            return request
+
+    def run_request(self, *, lock_wait_s: float = REQUEST_LOCK_WAIT_S) -> tuple[UpdateRequest, HistoryRecord] | None:
+        """Apply the pending request, if any, as ``apply`` would, in the name of ``web:<the admin>``; its files are
+        deleted whatever the outcome (the history has it). None: no request.
+
+        Raises:
+            Conflict: the lock stayed busy for ``lock_wait_s`` (the request stays), or an interrupted update awaits
+                ``recover`` (the request is dropped). Otherwise what ``apply`` raises.
+        """
+        with self._lock(wait=True, timeout_s=lock_wait_s) as held:
+            if not held:
+                raise Conflict("another update, recovery or rollback is running")
+            request = self.pending_request()
+            if request is None:
+                return None
+            bundle, _ = request_files(self.requests, request.id)
+            actor, self.actor = self.actor, Actor(f"web:{request.requested_by}")
+            try:
+                return request, self._apply_held(bundle)
+            finally:
+                self.actor = actor
+                remove_request(self.requests, request.id)
 
     # ---- apply ---------------------------------------------------------------------------------------------------
 
@@ -184,13 +273,16 @@ class UpdateService:
         with self._lock(wait=False) as held:
             if not held:
                 raise Conflict("another update, recovery or rollback is running")
-            if load_journal(self.journal_path) is not None:
-                raise Conflict("an interrupted update must be recovered first: run `sigforge update recover`")
-            previous = self.layout.current_version()
-            if previous is None:
-                raise Conflict(f"no current release at {self.layout.current}: install sigforge first")
-            self._clear_dir(self.incoming)
-            return self._apply(bundle, previous)
+            return self._apply_held(bundle)
+
+    def _apply_held(self, bundle: Path) -> HistoryRecord:
+        if load_journal(self.journal_path) is not None:
+            raise Conflict("an interrupted update must be recovered first: run `sigforge update recover`")
+        previous = self.layout.current_version()
+        if previous is None:
+            raise Conflict(f"no current release at {self.layout.current}: install sigforge first")
+        self._clear_dir(self.incoming)
+        return self._apply(bundle, previous)
 
     def _apply(self, bundle: Path, previous: str) -> HistoryRecord:
         started = self.clock()
@@ -255,6 +347,7 @@ class UpdateService:
             record = HistoryRecord(
                 id=str(uuid.uuid4()), operation="apply", previous=previous, target=None, started=started,
                 finished=self.clock(), result="rejected", error=str(exc), steps=("update.rejected",),
+                actor=self.actor.name,
             )  # fmt: skip
             record_history(self.history_path, record)
             detail = {"bundle": str(source), "reason": exc.reason, "error": exc.message, "installed": previous}
@@ -540,6 +633,7 @@ class UpdateService:
             started=journal.started, finished=self.clock(), result=result,
             reached=str(journal.reached) if journal.reached else None, error=journal.error,
             backup_dir=journal.backup_dir if committed else None, steps=tuple(e.action for e in journal.events),
+            actor=journal.actor,
         )  # fmt: skip
         record_history(self.history_path, record)
         self._write_audit(journal.id, journal.events)
@@ -578,7 +672,7 @@ class UpdateService:
             log.warning("update.audit_failed", error=str(exc), events=[e.action for e in events])
 
     @contextmanager
-    def _lock(self, *, wait: bool) -> Iterator[bool]:
+    def _lock(self, *, wait: bool, timeout_s: float | None = None) -> Iterator[bool]:
         """One updater at a time (``flock``: released by the kernel when the holder dies, even by SIGKILL).
 
         Whatever the operation wrote in the data directory is handed to its owner before the lock is released,
@@ -587,9 +681,7 @@ class UpdateService:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
+            if not _flock(fd, wait=wait, timeout_s=timeout_s):
                 yield False
                 return
             try:
@@ -610,6 +702,22 @@ class UpdateService:
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True, mode=0o700)
+
+
+def _flock(fd: int, *, wait: bool, timeout_s: float | None) -> bool:
+    """An exclusive ``flock`` on ``fd``: at once (``wait`` False), or waiting at most ``timeout_s`` (None: forever)."""
+    if wait and timeout_s is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    deadline = time.monotonic() + (timeout_s if wait and timeout_s else 0.0)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
 
 
 def _sqlite_revision(conn: sqlite3.Connection) -> str | None:

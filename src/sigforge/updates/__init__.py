@@ -18,9 +18,20 @@ from sigforge.updates.journal import (
 )
 from sigforge.updates.layout import Layout
 from sigforge.updates.ownership import Owner, data_owner, hand_over
+from sigforge.updates.requests import (
+    REQUESTS_DIR,
+    UpdateRequest,
+    load_request,
+    lock_held,
+    release_prefix,
+    remove_request,
+    request_files,
+    save_request,
+)
 
 __all__ = [
     "FAULT_ENV",
+    "REQUESTS_DIR",
     "STEPS",
     "Event",
     "HistoryRecord",
@@ -30,13 +41,20 @@ __all__ = [
     "Owner",
     "Step",
     "Undo",
+    "UpdateRequest",
     "clear_journal",
     "data_owner",
     "fault_point",
     "hand_over",
     "load_history",
     "load_journal",
+    "load_request",
+    "lock_held",
     "record_history",
     "recovery_plan",
+    "release_prefix",
+    "remove_request",
+    "request_files",
     "save_journal",
+    "save_request",
 ]

@@ -28,6 +28,7 @@ class HistoryRecord(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     backup_dir: str | None = None  # kept after a commit: what `sigforge update rollback` restores
     steps: tuple[str, ...] = ()  # the audit actions of the operation, in order
+    actor: str | None = None  # who ran it ("cli:update", "web:<admin>" for a request from the console)
 
 
 def load_history(path: Path) -> list[HistoryRecord]:

@@ -16,7 +16,7 @@ from sigforge.web.controllers.session import SessionController
 from sigforge.web.controllers.system import STATIC_DIR, console, healthz, list_targets, readyz
 from sigforge.web.controllers.toolchains import toolchain_router
 from sigforge.web.controllers.translations import TranslationController
-from sigforge.web.controllers.updates import UpdatesController
+from sigforge.web.controllers.updates import updates_router
 from sigforge.web.errors import EXCEPTION_HANDLERS
 from sigforge.web.middleware import RequestContextMiddleware
 from sigforge.web.openapi import openapi_config
@@ -44,9 +44,9 @@ def create_app(
         route_handlers=[
             TranslationController,
             SessionController,
-            UpdatesController,
             # Its own request-body cap (bundles.max_archive_bytes) instead of the app-wide limit below.
             toolchain_router(settings.bundles.max_archive_bytes),
+            updates_router(settings.bundles.max_archive_bytes),
             healthz,
             readyz,
             list_targets,

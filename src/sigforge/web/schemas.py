@@ -10,7 +10,7 @@ import msgspec
 from sigforge.db.models import Translation
 from sigforge.services.toolchains import CheckResult, ToolchainView
 from sigforge.services.users import MAX_PASSWORD, Principal
-from sigforge.updates import HistoryRecord, Journal
+from sigforge.updates import HistoryRecord, Journal, UpdateRequest
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
@@ -262,6 +262,7 @@ class UpdateRecordOut(msgspec.Struct):
     reached: str | None  # the furthest step begun
     error: str | None
     steps: list[str]  # the audit actions of the operation, in order
+    actor: str | None  # who ran it: "cli:update", or "web:<admin>" for an update requested from the console
 
     @classmethod
     def from_record(cls, record: HistoryRecord) -> UpdateRecordOut:
@@ -276,6 +277,7 @@ class UpdateRecordOut(msgspec.Struct):
             reached=record.reached,
             error=record.error,
             steps=list(record.steps),
+            actor=record.actor,
         )
 
 
@@ -308,6 +310,22 @@ class UnfinishedUpdateOut(msgspec.Struct):
         )
 
 
+class UpdateRequestOut(msgspec.Struct):
+    """A verified release bundle waiting for the box's update runner (``POST /api/v1/updates``)."""
+
+    id: str
+    version: str  # the release it installs
+    requested_by: str
+    requested_at: datetime
+
+    @classmethod
+    def from_request(cls, request: UpdateRequest) -> UpdateRequestOut:
+        return cls(
+            id=request.id, version=request.version, requested_by=request.requested_by,
+            requested_at=request.requested_at,
+        )  # fmt: skip
+
+
 class UpdatesOut(msgspec.Struct):
     """The updater's view of this box (admins only): what runs, what is installed, what happened."""
 
@@ -318,4 +336,5 @@ class UpdatesOut(msgspec.Struct):
     unfinished: UnfinishedUpdateOut | None
     history: list[UpdateRecordOut]  # newest first, at most `limit`
     history_total: int
+    request: UpdateRequestOut | None = None  # requested from the console, not yet taken by the update runner
     problem: str | None = None  # why `state` is "unknown" (the update files could not be read)

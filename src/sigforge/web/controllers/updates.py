@@ -1,9 +1,14 @@
-"""/api/v1/updates: the updater's state for admins, read-only (docs/updates.md).
+"""/api/v1/updates: the updater's state for admins, and update requests (docs/updates.md).
 
-What ``sigforge update status`` and ``history`` print: the running version, the release ``current`` points at, the
-installed releases, an unfinished operation and the history, newest first. Applying, rolling back or recovering
-stays on the box (``sigforge update apply BUNDLE``): the updater stops and restarts the service answering here, so it
-must run outside it.
+``GET``: what ``sigforge update status`` and ``history`` print: the running version, the release ``current`` points
+at, the installed releases, an unfinished operation, a pending request and the history, newest first.
+
+``POST`` (admins): the body is a release bundle, streamed to a private file under ``<data_dir>/updates/requesting``
+(cap: ``bundles.max_archive_bytes``, set on this router as for the toolchain import). ``UpdateService.request``
+verifies it exactly as ``apply`` would and stores the verified copy under ``updates/requests``; 202 with the request.
+Applying is NOT done here: the updater stops and restarts the service answering here, so it must run outside it —
+``sigforge update run-requests``, started as root by ``sigforge-update.path``/``.service`` (systemd) or launched
+detached by ``sigforge up`` (pidfile mode). Rolling back or recovering stays on the box.
 
 The ``UpdateService`` is built as the CLI builds it, with two differences. The layout prefix, which the CLI takes
 from ``--prefix`` (default ``/``), is derived from where this code runs: a release tree is
@@ -21,26 +26,48 @@ updater or ``recover`` believe another one runs; where that file cannot be read,
 from __future__ import annotations
 
 import os
-import sys
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
-from litestar import Controller, Request, get
+import anyio.to_thread
+from litestar import Controller, Request, Router, get, post
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import Parameter
+from litestar.status_codes import HTTP_202_ACCEPTED
 
 import sigforge
 from sigforge.services.context import Actor
 from sigforge.services.updates import UpdateService
 from sigforge.settings import Settings
-from sigforge.updates import Layout
+from sigforge.updates import Layout, lock_held, release_prefix
 from sigforge.web.auth import admin_only
 from sigforge.web.context import api_actor, context_of
+from sigforge.web.controllers.toolchains import _receive_bundle
 from sigforge.web.openapi import BEARER
-from sigforge.web.schemas import UnfinishedUpdateOut, UpdateRecordOut, UpdatesOut, UpdateState
+from sigforge.web.schemas import UnfinishedUpdateOut, UpdateRecordOut, UpdateRequestOut, UpdatesOut, UpdateState
 
 PATH = "/api/v1/updates"
-PROC_LOCKS = Path("/proc/locks")
+
+__all__ = ["PATH", "UpdatesController", "lock_held", "release_prefix", "update_service", "updates_router"]
+
+
+@dataclass
+class _ReleaseUploadOperation(Operation):
+    """The request's OpenAPI operation: its body is the release bundle's bytes, which the handler streams itself."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={
+                "application/octet-stream": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+                )
+            },
+            description="a signed sigforge release bundle, at most `bundles.max_archive_bytes`",
+            required=True,
+        )
 
 
 class _ServingHost:
@@ -64,46 +91,9 @@ class _ServingHost:
         raise RuntimeError("the web service does not run updates: use `sigforge update` on the box")
 
 
-def release_prefix(code: Sequence[Path] | None = None) -> Path:
-    """The layout prefix of the release this code runs from (``<prefix>/opt/sigforge/releases/<version>/...``), or
-    ``/`` (the CLI's default) when it does not run from a release tree."""
-    candidates = code if code is not None else (Path(sigforge.__file__), Path(sys.executable))
-    for path in candidates:
-        try:
-            resolved = path.resolve()
-        except OSError:
-            continue
-        for release in resolved.parents:
-            releases = release.parent
-            if (
-                releases.name == "releases"
-                and releases.parent.name == "sigforge"
-                and releases.parent.parent.name == "opt"
-            ):
-                return releases.parent.parent.parent
-    return Path("/")
-
-
 def update_service(settings: Settings, actor: Actor) -> UpdateService:
-    """A read-only ``UpdateService`` for this box (see the module docstring)."""
+    """An ``UpdateService`` for this box that reads and stores requests, never acts (see the module docstring)."""
     return UpdateService(settings, Layout(release_prefix()), _ServingHost(), actor)
-
-
-def lock_held(lock: Path, proc_locks: Path = PROC_LOCKS) -> bool | None:
-    """Whether some process holds a lock on ``lock`` (from ``/proc/locks``, never by locking); None if unknowable."""
-    try:
-        st = lock.stat()
-    except FileNotFoundError:
-        return False  # never created: no updater ever ran here
-    except OSError:
-        return None
-    try:
-        table = proc_locks.read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    needle = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; a blocked waiter's line starts with "1: ->".
-    return any(needle in line.split() for line in table.splitlines() if "->" not in line)
 
 
 def _updates(settings: Settings, actor: Actor, limit: int) -> UpdatesOut:
@@ -127,13 +117,14 @@ def _updates(settings: Settings, actor: Actor, limit: int) -> UpdatesOut:
         installed=status.installed,
         state=state,
         unfinished=UnfinishedUpdateOut.from_journal(status.journal) if status.journal is not None else None,
+        request=UpdateRequestOut.from_request(status.request) if status.request is not None else None,
         history=[UpdateRecordOut.from_record(r) for r in reversed(history[-limit:])],
         history_total=len(history),
     )
 
 
 class UpdatesController(Controller):
-    path = PATH
+    path = "/"
     tags = ["updates"]
 
     @get(
@@ -141,11 +132,11 @@ class UpdatesController(Controller):
         guards=[admin_only],
         security=BEARER,
         sync_to_thread=True,
-        summary="The updater's state and history (admins; read-only)",
+        summary="The updater's state, a pending request and the history (admins)",
         description="The running version, the release `current` points at, the installed releases, the state "
         "(`idle`, `in-progress`, `needs-recover` — run `sigforge update recover` on the box — or `unknown`, with "
         "`problem`) and the update history, newest first. Updates are applied on the box with "
-        "`sigforge update apply BUNDLE`, not over HTTP.",
+        "`sigforge update apply BUNDLE`, or requested with `POST /api/v1/updates`.",
     )
     def get_updates(
         self,
@@ -153,3 +144,41 @@ class UpdatesController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=1000, description="history records to return")] = 50,
     ) -> UpdatesOut:
         return _updates(context_of(request).settings, api_actor(request), limit)
+
+    @post(
+        "/",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[admin_only],
+        security=BEARER,
+        operation_class=_ReleaseUploadOperation,
+        summary="Request an update: upload a signed release bundle (admins)",
+        description="The body is the release bundle itself (`application/octet-stream`), at most "
+        "`bundles.max_archive_bytes` (413 beyond). It is verified as `sigforge update apply` verifies it "
+        "(signature, expiry, anti-rollback floor, product, architecture, required upgrade stop): a refused bundle "
+        "answers 422 with `evidence.reason` and is recorded in the history as `rejected`. An accepted one is stored "
+        "as the pending request (202) and applied shortly by the box's update runner, in the admin's name; follow "
+        "it with `GET /api/v1/updates` (the service restarts meanwhile). 409 while an update runs, an interrupted one "
+        "awaits `sigforge update recover`, or a request is pending.",
+    )
+    async def request_update(self, request: Request[Any, Any, Any]) -> UpdateRequestOut:
+        service = update_service(context_of(request).settings, api_actor(request))
+        path, handle = await anyio.to_thread.run_sync(_open_upload, service)
+        try:
+            try:
+                await _receive_bundle(request, handle)
+            finally:
+                await anyio.to_thread.run_sync(handle.close)
+            stored = await anyio.to_thread.run_sync(service.request, path)
+        finally:
+            path.unlink(missing_ok=True)
+        return UpdateRequestOut.from_request(stored)
+
+
+def _open_upload(service: UpdateService) -> tuple[Path, BinaryIO]:
+    fd, name = tempfile.mkstemp(dir=service.upload_dir(), prefix="upload-", suffix=".bundle")  # 0600, a fresh name
+    return Path(name), os.fdopen(fd, "wb")
+
+
+def updates_router(max_bundle_bytes: int) -> Router:
+    """The update routes, with the bundle cap as their request-body limit (only the request reads a body)."""
+    return Router(path=PATH, route_handlers=[UpdatesController], request_max_body_size=max_bundle_bytes)

@@ -1754,7 +1754,8 @@
   }
 
   /* ------------------------------------------------------------------ */
-  /* Updates (admins): GET /updates; applying happens on the box         */
+  /* Updates (admins): GET /updates; POST /updates requests one (the    */
+  /* box's update runner applies it, outside the service serving this)  */
   /* ------------------------------------------------------------------ */
 
   var UPDATE_STATE = {
@@ -1770,6 +1771,113 @@
     rejected: { label: "Rejected", badge: "failed" }
   };
   var updatesState = { loading: false };
+  /* The request being followed: polled until the history shows its result (the service restarts meanwhile). */
+  var updateFollow = { request: null, timer: null, deadline: 0, busy: false };
+  var UPDATE_POLL_MS = 2000;
+  var UPDATE_FOLLOW_MS = 20 * 60 * 1000;
+
+  function setUpdateRequestStatus(text) {
+    $("update-request-status").textContent = text;
+  }
+
+  function onRequestUpdate(event) {
+    event.preventDefault();
+    var input = $("update-bundle");
+    var button = $("update-request");
+    if (button.disabled || updateFollow.busy) {
+      return;
+    }
+    $("updates-problem").hidden = true;
+    input.removeAttribute("aria-invalid");
+    var file = input.files && input.files.length ? input.files[0] : null;
+    if (!file) {
+      input.setAttribute("aria-invalid", "true");
+      renderProblem($("updates-problem"), { title: "Choose a bundle", detail: "Select a signed sigforge release bundle to upload." });
+      input.focus();
+      return;
+    }
+    updateFollow.busy = true;
+    button.disabled = true;
+    setUpdateRequestStatus("Uploading and verifying " + file.name + " (" + fmtBytes(file.size) + ")…");
+    request("/updates", { method: "POST", raw: file }).then(function (r) {
+      $("update-request-form").reset();
+      followUpdate(isObject(r) ? r : {});
+    }, function (err) {
+      setUpdateRequestStatus("");
+      updateFollow.busy = false;
+      button.disabled = false;
+      loadUpdates(); /* a refused bundle is in the history now; this clears the problem box first */
+      renderProblem($("updates-problem"), asProblem(err));
+      recheckSessionOn(err);
+    });
+  }
+
+  function followUpdate(r) {
+    updateFollow.request = r;
+    updateFollow.deadline = Date.now() + UPDATE_FOLLOW_MS;
+    setUpdateRequestStatus("Requested " + (r.version || "the update") + " at " + fmtDate(r.requested_at)
+      + " … applying. This page may stop answering while the services restart; it keeps checking.");
+    pollUpdate();
+  }
+
+  /* The history record of the followed request: the newest operation started after it was requested. */
+  function requestOutcome(u, r) {
+    if (!isObject(u) || isObject(u.request) || u.state === "in-progress" || u.unfinished) {
+      return null;
+    }
+    var records = Array.isArray(u.history) ? u.history.filter(isObject) : [];
+    var since = Date.parse(r.requested_at || "");
+    var found = null;
+    records.forEach(function (rec) {
+      if (!found && !isNaN(since) && Date.parse(rec.started || "") >= since - 1000) {
+        found = rec;
+      }
+    });
+    return found;
+  }
+
+  function pollUpdate() {
+    var r = updateFollow.request;
+    updateFollow.timer = null;
+    if (!r) {
+      return;
+    }
+    request("/updates").then(function (u) {
+      if (isObject(u) && $("view-updates").hidden === false) {
+        renderUpdates(u);
+      }
+      var rec = requestOutcome(u, r);
+      if (rec) {
+        var label = Object.prototype.hasOwnProperty.call(UPDATE_RESULT, rec.result) ? UPDATE_RESULT[rec.result].label : rec.result;
+        setUpdateRequestStatus("Update to " + (rec.target || r.version) + ": " + label + (rec.error ? " — " + rec.error : "")
+          + (rec.result === "committed" ? ". Reload this page to use the new release's console." : "."));
+        stopFollowing();
+        return;
+      }
+      scheduleUpdatePoll();
+    }, function (err) {
+      /* The service is restarting (no answer, 502/503) or briefly unready: retry quietly. */
+      if (err && (err.status === 401 || err.status === 403)) {
+        recheckSessionOn(err);
+      }
+      scheduleUpdatePoll();
+    });
+  }
+
+  function scheduleUpdatePoll() {
+    if (Date.now() > updateFollow.deadline) {
+      setUpdateRequestStatus("No result yet: check the history below later, or `sigforge update status` on the box.");
+      stopFollowing();
+      return;
+    }
+    updateFollow.timer = window.setTimeout(pollUpdate, UPDATE_POLL_MS);
+  }
+
+  function stopFollowing() {
+    updateFollow.request = null;
+    updateFollow.busy = false;
+    $("update-request").disabled = false;
+  }
 
   function labelledBadge(table, value) {
     var known = Object.prototype.hasOwnProperty.call(table, value) ? table[value] : null;
@@ -1831,6 +1939,11 @@
       if (unfinished.error) {
         notice.appendChild(h("p", { class: "update-error", text: unfinished.error }));
       }
+    }
+
+    if (isObject(u.request) && !updateFollow.request) {
+      setUpdateRequestStatus("Update to " + u.request.version + " requested by " + u.request.requested_by + " at "
+        + fmtDate(u.request.requested_at) + ": waiting for the box's update runner.");
     }
 
     var body = $("updates-body");
@@ -1956,6 +2069,7 @@
     $("password-form").addEventListener("submit", onChangePassword);
     $("sign-out").addEventListener("click", onSignOut);
     $("updates-refresh").addEventListener("click", loadUpdates);
+    $("update-request-form").addEventListener("submit", onRequestUpdate);
     window.addEventListener("hashchange", function () {
       showView();
       $("main").focus({ preventScroll: true });
