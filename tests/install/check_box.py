@@ -1,7 +1,7 @@
 """Run INSIDE the installed box's network namespace by test_install.py: probe /readyz, post a translation through the
 API and wait until it is verified, then print one JSON line with what was seen (the test asserts on it).
 
-    python check_box.py PORT SOURCE.py
+    python check_box.py PORT SOURCE.py [ADMIN_ONE_TIME_PASSWORD]
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ def main() -> int:
         }
     else:
         seen["error"] = body
+    if len(sys.argv) > 3:  # the first admin signs in with the one-time password install.sh printed
+        status, body, _ = http(f"{base}/api/v1/session", {"name": "admin", "password": sys.argv[3]})
+        seen["admin"] = {"status": status} | (
+            {k: body[k] for k in ("name", "role", "must_change_password")} if status == 201 else {"error": body}
+        )
     print("CHECK " + json.dumps(seen))
     return 0
 

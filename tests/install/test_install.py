@@ -72,10 +72,15 @@ def _stick(media: Path, dest: Path, part_size: str | None) -> Path:
 def _install(
     stick: Path, prefix: Path, port: int, fp: str, *, after: str = "", timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
+    # install.sh's output is also kept in INSTALL_OUT, for the checks in ``after`` (the first admin's password).
     script = f"""
 set -e
 ip link set lo up
-sh {stick}/install.sh --prefix {prefix} --no-systemd --port {port} --yes-fingerprint '{fp}'
+INSTALL_OUT={prefix.parent}/install.out
+status=0
+sh {stick}/install.sh --prefix {prefix} --no-systemd --port {port} --yes-fingerprint '{fp}' >"$INSTALL_OUT" || status=$?
+cat "$INSTALL_OUT"
+[ "$status" = 0 ] || exit "$status"
 {after}
 """
     return subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True,
@@ -114,7 +119,8 @@ def test_clean_install_from_split_media_in_a_network_namespace(
     started = time.monotonic()
     done = _install(stick, prefix, port, media_inputs.fingerprint, after=f"""
 echo "INSTALLED_AFTER $(($(date +%s) - {int(time.time())}))"
-{sys.executable} {HERE / 'check_box.py'} {port} {REPO_ROOT / 'examples' / 'fir_decimate.py'}
+{sys.executable} {HERE / 'check_box.py'} {port} {REPO_ROOT / 'examples' / 'fir_decimate.py'} \
+    "$(sed -n 's/^ *one-time password: *//p' "$INSTALL_OUT")"
 {sf} translate {REPO_ROOT / 'examples' / 'fir_decimate.py'} --frame 256 --out {out}
 {sf} service stop --prefix {prefix} --services pidfile
 """)  # fmt: skip
@@ -132,6 +138,8 @@ echo "INSTALLED_AFTER $(($(date +%s) - {int(time.time())}))"
     assert (seen["readyz"], seen["version"]) == (200, "0.1.0"), seen
     assert seen["created"] == 201 and seen["status"] == "verified", seen
     assert seen["report"]["verified"] is True, seen
+    # the first admin, created by install.sh, signs in with the one-time password it printed once, and must change it
+    assert seen["admin"] == {"status": 201, "name": "admin", "role": "admin", "must_change_password": True}, seen
     cc = Path(seen["report"]["toolchain"]["cc"])
     assert cc.is_relative_to(toolchains), f"{cc} is not a toolchain imported into {toolchains}"
     assert "VERIFIED" in done.stdout
