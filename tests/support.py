@@ -22,8 +22,9 @@ def channelize(x):
 
 
 def child_env(**overrides: str) -> dict[str, str]:
-    """Environment for Python children: the network guard on PYTHONPATH, no stray SIGFORGE_* settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGFORGE_")}
+    """Environment for Python children: the network guard on PYTHONPATH, no stray SIGFORGE_* settings, and not
+    systemd's unit identity (``INVOCATION_ID``: a suite run from a unit must still test the pidfile mode)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGFORGE_") and k != "INVOCATION_ID"}
     paths = [str(TESTS_DIR / "_sitecustomize"), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env.update(overrides)

@@ -12,6 +12,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from sigforge.cli.serve import watch_update_requests
 from sigforge.cli.service_manager import _descendants, launch_detached
 from sigforge.settings import load_settings
@@ -37,14 +39,21 @@ def test_a_detached_command_is_not_below_its_launcher(tmp_path: Path) -> None:
     assert os.getsid(int(pid_text)) != os.getsid(0)  # its own session, too
 
 
-def test_up_launches_the_runner_for_a_pending_request_once_the_lock_is_free(tmp_path: Path) -> None:
-    prefix = tmp_path / "box"
-    out = tmp_path / "runner-args"
+def _release_layout(prefix: Path, out: Path) -> None:
     binary = prefix / "opt" / "sigforge" / "releases" / "1.0.0" / "bin" / "sigforge"
     binary.parent.mkdir(parents=True)
     binary.write_text(f'#!/bin/sh\necho "$@" > {out}.tmp && mv {out}.tmp {out}\n')
     binary.chmod(0o755)
     (prefix / "opt" / "sigforge" / "current").symlink_to("releases/1.0.0")
+
+
+def test_up_launches_the_runner_for_a_pending_request_once_the_lock_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("INVOCATION_ID", raising=False)
+    prefix = tmp_path / "box"
+    out = tmp_path / "runner-args"
+    _release_layout(prefix, out)
     settings = load_settings(env={"SIGFORGE_DATA_DIR": str(tmp_path / "data")})
     updates = settings.data_path / "updates"
     requests = updates / "requests"
@@ -76,3 +85,19 @@ def test_outside_a_release_layout_up_does_not_watch(tmp_path: Path) -> None:
     started = time.monotonic()
     watch_update_requests(settings, None, stop, prefix=tmp_path / "nothing", poll_s=0.05)  # returns at once
     assert time.monotonic() - started < 5
+
+
+def test_as_a_systemd_unit_up_leaves_requests_to_the_path_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = tmp_path / "box"
+    _release_layout(prefix, tmp_path / "runner-args")
+    settings = load_settings(env={"SIGFORGE_DATA_DIR": str(tmp_path / "data")})
+    monkeypatch.setenv("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+    stop = threading.Event()
+    watcher = threading.Thread(target=watch_update_requests, args=(settings, None, stop),
+                               kwargs={"prefix": prefix, "poll_s": 0.05})  # fmt: skip
+    watcher.start()
+    watcher.join(30)  # returns at once instead of polling until stopped
+    stopped_by_itself = not watcher.is_alive()
+    stop.set()
+    watcher.join(10)
+    assert stopped_by_itself

@@ -5,7 +5,9 @@ requested from the console (``<data_dir>/updates/requests``) and, when one is pe
 update lock, launches ``<prefix>/opt/sigforge/current/bin/sigforge update run-requests --services pidfile --prefix
 <prefix>`` detached (``service_manager.launch_detached``: not below ``up``, whose processes the updater stops). The
 prefix is that of the release this code runs from (``updates.release_prefix``); outside a release tree there is no
-updater to launch and requests are left to ``sigforge update run-requests`` on the box.
+updater to launch and requests are left to ``sigforge update run-requests`` on the box. Run as a systemd unit
+(``sigforge-up.service``; systemd sets ``INVOCATION_ID``), ``up`` leaves requests to ``sigforge-update.path``, whose
+runner manages the services through systemd.
 """
 
 from __future__ import annotations
@@ -163,6 +165,9 @@ def watch_update_requests(
     poll_s: float = UPDATE_POLL_S,
 ) -> None:  # fmt: skip
     """Launch the update runner whenever a request is pending and no updater runs (until ``stop`` is set)."""
+    if os.environ.get("INVOCATION_ID"):  # set by systemd for its units: sigforge-update.path does this job there
+        log.info("update.requests.not-watched", reason="running as a systemd unit (sigforge-update.path applies them)")
+        return
     prefix = prefix or release_prefix()
     command = update_runner_command(prefix, config_file)
     if not Path(command[0]).is_file():
