@@ -3,7 +3,10 @@
 # docs/install.md. POSIX sh; needs only coreutils (sha256sum, cp, mktemp), tar with gzip, and, for a systemd
 # install, useradd, runuser and systemctl. No network is used.
 #
-#   sh install.sh [--prefix DIR] [--no-systemd] [--port N] [--yes-fingerprint HEX] [--media DIR]
+#   sh install.sh [--prefix DIR] [--no-systemd] [--port N] [--yes-fingerprint HEX] [--media DIR] [--python PY]
+#
+# --python PY: install the release into a virtual environment of the site's own Python (3.11 or newer) from the
+# media's wheelhouse (hash-locked, no network) instead of the frozen binary; the frozen binary still verifies the media.
 #
 # Order: copy the media files to a private local directory and check them (SHA256SUMS; parts are joined), unpack the
 # release binary from the bundle into a throwaway directory (the bootstrap), show the trust root's fingerprint and
@@ -17,6 +20,7 @@ PREFIX=/
 SYSTEMD=auto
 PORT=8470
 YES_FP=
+PYTHON=
 MEDIA=$(cd "$(dirname "$0")" && pwd -P)
 
 die() { echo "install.sh: error: $*" >&2; exit 1; }
@@ -33,11 +37,16 @@ while [ $# -gt 0 ]; do
     --port) [ $# -ge 2 ] || usage; PORT=$2; shift 2 ;;
     --yes-fingerprint) [ $# -ge 2 ] || usage; YES_FP=$2; shift 2 ;;
     --media) [ $# -ge 2 ] || usage; MEDIA=$(cd "$2" && pwd -P); shift 2 ;;
+    --python) [ $# -ge 2 ] || usage; PYTHON=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "install.sh: unknown option $1" >&2; usage ;;
   esac
 done
 case $PORT in ''|*[!0-9]*) die "--port needs a number" ;; esac
+if [ -n "$PYTHON" ]; then
+  "$PYTHON" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
+    die "--python $PYTHON: not a Python 3.11 or newer with venv and ensurepip (Debian: python3-venv)"
+fi
 mkdir -p "$PREFIX" || die "cannot create the prefix $PREFIX"
 PREFIX=$(cd "$PREFIX" && pwd -P)
 if [ "$SYSTEMD" = auto ]; then
@@ -132,10 +141,28 @@ got=$("$NEW/bin/sigforge" --version 2>/dev/null || true)
 # -- 5. install ------------------------------------------------------------------------------------------------------
 say "installing sigforge $VERSION into $ROOT/releases/$VERSION"
 mkdir -p "$ROOT/releases"
-rm -rf "$ROOT/releases/$VERSION.staging"
-cp -a "$NEW" "$ROOT/releases/$VERSION.staging"
 [ ! -e "$ROOT/releases/$VERSION" ] || die "$ROOT/releases/$VERSION exists already (a half-finished install?); remove it"
-mv "$ROOT/releases/$VERSION.staging" "$ROOT/releases/$VERSION"
+if [ -n "$PYTHON" ]; then
+  # A virtual environment is not relocatable, so it is built in place; a failure removes it again.
+  WH=$WORK/media/wheelhouse
+  [ -f "$WH/requirements.lock" ] && [ -f "$WH/sigforge.lock" ] || die "--python: the media holds no wheelhouse"
+  REL=$ROOT/releases/$VERSION
+  say "building the release from the wheelhouse with $("$PYTHON" --version 2>&1) (no network)"
+  { "$PYTHON" -m venv "$REL/venv" &&
+    "$REL/venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-index --find-links "$WH" \
+      --require-hashes -r "$WH/requirements.lock" -r "$WH/sigforge.lock"; } ||
+    { rm -rf "$REL"; die "installing from the wheelhouse failed (is it for this Python and machine?)"; }
+  mkdir -p "$REL/bin"
+  printf '#!/bin/sh\n# sigforge %s in a virtual environment of %s (install.sh --python)\n%s\n' "$VERSION" "$PYTHON" \
+    'exec "$(dirname "$0")/../venv/bin/sigforge" "$@"' > "$REL/bin/sigforge"
+  chmod 755 "$REL/bin/sigforge"
+  got=$("$REL/bin/sigforge" --version 2>/dev/null || true)
+  [ "$got" = "sigforge $VERSION" ] || { rm -rf "$REL"; die "the wheelhouse's sigforge says '$got', the media is $VERSION"; }
+else
+  rm -rf "$ROOT/releases/$VERSION.staging"
+  cp -a "$NEW" "$ROOT/releases/$VERSION.staging"
+  mv "$ROOT/releases/$VERSION.staging" "$ROOT/releases/$VERSION"
+fi
 ln -s "releases/$VERSION" "$ROOT/.current.tmp" && mv "$ROOT/.current.tmp" "$ROOT/current"
 mkdir -p "$ROOT/share"
 rm -rf "$ROOT/share/docs" "$ROOT/share/units"

@@ -70,15 +70,16 @@ def _stick(media: Path, dest: Path, part_size: str | None) -> Path:
 
 
 def _install(
-    stick: Path, prefix: Path, port: int, fp: str, *, after: str = "", timeout: float = 900
+    stick: Path, prefix: Path, port: int, fp: str, *, after: str = "", options: str = "", timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
     # install.sh's output is also kept in INSTALL_OUT, for the checks in ``after`` (the first admin's password).
     script = f"""
 set -e
 ip link set lo up
-INSTALL_OUT={prefix.parent}/install.out
+INSTALL_OUT={prefix.parent.parent}/install-{port}.out
 status=0
-sh {stick}/install.sh --prefix {prefix} --no-systemd --port {port} --yes-fingerprint '{fp}' >"$INSTALL_OUT" || status=$?
+sh {stick}/install.sh --prefix {prefix} --no-systemd --port {port} --yes-fingerprint '{fp}' {options} \\
+    >"$INSTALL_OUT" || status=$?
 cat "$INSTALL_OUT"
 [ "$status" = 0 ] || exit "$status"
 {after}
@@ -164,6 +165,41 @@ echo "INSTALLED_AFTER $(($(date +%s) - {int(time.time())}))"
     again = _install(stick, prefix, port, media_inputs.fingerprint, timeout=120)
     assert again.returncode != 0 and "update apply" in again.stderr, again.stdout + again.stderr
     assert (root / "current").readlink() == Path("releases/0.1.0")
+
+
+def test_install_into_the_sites_python_from_the_wheelhouse(
+    media: Path, media_inputs: Inputs, tmp_path: Path, boxes: list[Path]
+) -> None:
+    """``install.sh --python``: the release is a virtual environment of the site's own Python, built from the media's
+    hash-locked wheelhouse with no network; the box then works exactly as with the frozen binary."""
+    prefix = tmp_path / "box" / "prefix"
+    prefix.parent.mkdir()
+    boxes.append(prefix)
+    port = _free_port()
+    python = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    sf = f"{prefix / INSTALLED} --config {prefix / 'etc/sigforge/sigforge.toml'}"
+    done = _install(media, prefix, port, media_inputs.fingerprint, options=f"--python {python}", after=f"""
+{sys.executable} {HERE / 'check_box.py'} {port} {REPO_ROOT / 'examples' / 'fir_decimate.py'}
+{sf} service stop --prefix {prefix} --services pidfile
+""")  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    assert "building the release from the wheelhouse" in done.stdout
+    seen = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("CHECK "))[6:])
+    assert seen["interfaces"] == ["lo"] and (seen["readyz"], seen["version"]) == (200, "0.1.0"), seen
+    assert seen["status"] == "verified" and seen["report"]["verified"] is True, seen
+    release = prefix / "opt" / "sigforge" / "releases" / "0.1.0"
+    assert (release / "venv" / "bin" / "python").exists() and not (release / "_internal").exists()
+    ran = subprocess.run([str(release / "venv" / "bin" / "python"), "-c", "import sigforge; print(sigforge.__file__)"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert Path(ran.stdout.strip()).is_relative_to(release / "venv")
+
+
+def test_a_python_that_cannot_host_the_release_is_refused_first(media: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "box" / "prefix"
+    prefix.parent.mkdir()
+    done = _install(media, prefix, _free_port(), "0000", options="--python /bin/false", timeout=120)
+    assert done.returncode != 0 and "not a Python 3.11 or newer" in done.stderr, done.stderr
+    assert not prefix.exists()  # refused before anything was created or copied
 
 
 def test_corrupted_part_is_refused_before_anything_is_installed(media: Path, tmp_path: Path) -> None:
