@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 from releasekit import bundle
+from sqlalchemy import text
 
 from sigforge.bundles.keys import SigningKey
-from sigforge.errors import Conflict, ServiceUnavailable
+from sigforge.db import migrate
+from sigforge.db.session import Database
+from sigforge.errors import Conflict, IntegrityError, ServiceUnavailable
 from sigforge.services.context import Actor
 from sigforge.services.updates import UpdateFailed, UpdateService
 from sigforge.settings import Settings, load_settings
@@ -60,6 +63,11 @@ def keys() -> dict[str, SigningKey]:
 def settings(tmp_path: Path, keys: dict[str, SigningKey]) -> Settings:
     settings = load_settings(env={"SIGFORGE_DATA_DIR": str(tmp_path / "data")})
     install_trust(settings.trust_path, keys)
+    db = Database.from_url(settings.database_url)
+    try:
+        migrate.upgrade(db)  # the audit log names who requested an update
+    finally:
+        db.dispose()
     return settings
 
 
@@ -134,3 +142,29 @@ def test_an_interrupted_update_drops_the_request(settings: Settings, layout: Lay
         _runner(settings, layout, host).run_request()
     assert not any(p.exists() for p in requested)
     assert host.calls == []
+
+
+def test_the_requester_comes_from_the_audit_log_not_the_request_file(
+    settings: Settings, layout: Layout, requested: list[Path]
+) -> None:
+    record_file = requested[1]
+    record_file.write_text(record_file.read_text().replace('"alice"', '"mallory"'))  # the service user's file
+    _runner(settings, layout, FakeHost()).run_request()
+    [record] = load_history(settings.data_path / "updates" / "history.json")
+    assert (record.actor, record.result) == ("web:alice", "committed")
+
+
+def test_a_request_without_an_audit_record_is_dropped_unapplied(
+    settings: Settings, layout: Layout, requested: list[Path]
+) -> None:
+    db = Database.from_url(settings.database_url)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(text("DELETE FROM audit_events WHERE action = 'update.requested'"))
+    finally:
+        db.dispose()
+    host = FakeHost()
+    with pytest.raises(IntegrityError, match="no audit record"):
+        _runner(settings, layout, host).run_request()
+    assert host.calls == [] and not any(p.exists() for p in requested)
+    assert layout.current_version() == "1.0.0"

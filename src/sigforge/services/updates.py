@@ -253,12 +253,32 @@ class UpdateService:
             if request is None:
                 return None
             bundle, _ = request_files(self.requests, request.id)
-            actor, self.actor = self.actor, Actor(f"web:{request.requested_by}")
             try:
-                return request, self._apply_held(bundle)
+                requester = self._audited_requester(request.id)
+                if requester is None:
+                    raise IntegrityError(f"the update request {request.id} has no audit record of who made it: "
+                                         "it was not applied (request the update again)")  # fmt: skip
+                if requester != request.requested_by:
+                    log.warning("update.request.requester-mismatch", file=request.requested_by, audited=requester)
+                actor, self.actor = self.actor, Actor(f"web:{requester}")
+                try:
+                    return request, self._apply_held(bundle)
+                finally:
+                    self.actor = actor
             finally:
-                self.actor = actor
                 remove_request(self.requests, request.id)
+
+    def _audited_requester(self, request_id: str) -> str | None:
+        """Who requested ``request_id``: the actor of its ``update.requested`` audit event, which the web service
+        wrote as the signed-in admin. The request file is the service user's to write, so it is not trusted for that
+        (the bundle itself is verified again by ``apply``)."""
+        db = self._database()
+        try:
+            with db.scope(write=False) as session:
+                events = AuditRepository(session).for_subject("update", request_id)
+                return next((e.actor for e in events if e.action == "update.requested"), None)
+        finally:
+            db.dispose()
 
     # ---- apply ---------------------------------------------------------------------------------------------------
 
