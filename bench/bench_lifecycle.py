@@ -42,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,10 +52,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "install"), str(REPO / "tests" / "updates")]
 
 import mediakit  # noqa: E402
-from releasekit import REPO_HEAD, V2_REV, Box, bundle, free_port, make_tree, migration  # noqa: E402
+from releasekit import REPO_HEAD, V2_REV, Box, bundle, free_port, make_tree, migration, running_v1  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from realservices import POSTGRES_URL, _reachable  # noqa: E402
+from realservices import _reachable, scratch_postgres_database  # noqa: E402
 from sigforge.cli.service_manager import PidfileServices  # noqa: E402
 from support import child_env  # noqa: E402
 from toolchainkit import new_keys  # noqa: E402
@@ -185,37 +184,8 @@ def build_kit(root: Path) -> Kit:
                bundle(unhealthy, root / "v2-unhealthy.bundle", "2.0.0", keys["release"]))  # fmt: skip
 
 
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(POSTGRES_URL)
-    name = f"sfbench_{uuid.uuid4().hex[:12]}"
-    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def running_v1(kit: Kit, work: Path, database_url: str | None) -> Iterator[Box]:
-    """A v1 box with rows and an artifact, running; stopped afterwards whatever happened."""
-    box = Box(work, kit.keys, database_url=database_url)
-    box.install(kit.v1, "1.0.0")
-    try:
-        if database_url:
-            done = box.sigforge("db", "upgrade")
-            assert done.returncode == 0, done.stdout + done.stderr
-        box.start()
-        box.create_data()
-        yield box
-    finally:
-        box.stop()
+def _postgres_database() -> contextlib.AbstractContextManager[str]:
+    return scratch_postgres_database("sfbench")
 
 
 def _events(box: Box) -> list[tuple[str, datetime]]:
@@ -249,7 +219,7 @@ def _history_started(box: Box) -> datetime:
 
 
 def update_once(kit: Kit, work: Path, database_url: str | None) -> tuple[float, dict[str, float]]:
-    with running_v1(kit, work, database_url) as box:
+    with running_v1(work, kit.keys, kit.v1, database_url=database_url) as box:
         start = time.perf_counter()
         done = box.update("apply", str(kit.v2_bundle))
         elapsed = time.perf_counter() - start
@@ -260,7 +230,7 @@ def update_once(kit: Kit, work: Path, database_url: str | None) -> tuple[float, 
 
 def rollback_once(kit: Kit, work: Path, database_url: str | None) -> tuple[float, float]:
     """(the whole failed apply, its rollback: ``update.failed`` to ``update.rollback.healthy``)."""
-    with running_v1(kit, work, database_url) as box:
+    with running_v1(work, kit.keys, kit.v1, database_url=database_url) as box:
         start = time.perf_counter()
         done = box.update("apply", str(kit.v2_unhealthy))
         elapsed = time.perf_counter() - start
@@ -274,7 +244,7 @@ def rollback_once(kit: Kit, work: Path, database_url: str | None) -> tuple[float
 
 def baseline_once(kit: Kit, work: Path, database_url: str | None) -> tuple[float, float | None]:
     """(stop v1 + migrate + switch + start v2 to ready, restore + switch back + start v1 to ready)."""
-    with running_v1(kit, work, database_url) as box:
+    with running_v1(work, kit.keys, kit.v1, database_url=database_url) as box:
         shutil.copytree(kit.v2, box.releases / "2.0.0", symlinks=True)  # staging is not part of the baseline
         saved = work / "saved.sqlite3"
         start = time.perf_counter()
@@ -415,7 +385,7 @@ def main() -> int:
             kit = build_kit(tmp / "kit")
             runs = {"SQLite": bench_updates(kit, args.rounds, tmp, _no_database, "sqlite")}
             if use_pg:
-                runs["PostgreSQL"] = bench_updates(kit, args.rounds, tmp, postgres_database, "postgres")
+                runs["PostgreSQL"] = bench_updates(kit, args.rounds, tmp, _postgres_database, "postgres")
     report(inst, runs, args.rounds)
     return 0
 

@@ -29,10 +29,9 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- databases built from migrations (never create_all) -------------------------------------------------------------
 
-import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
-from realservices import POSTGRES_URL, require_service  # noqa: E402
+from realservices import require_service, scratch_postgres_database  # noqa: E402
 
 
 def _migrated(url: str):  # type: ignore[no-untyped-def]
@@ -53,19 +52,8 @@ def sqlite_url(tmp_path: Path) -> str:
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
     require_service("postgres")
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(POSTGRES_URL)
-    name = f"sftest_{uuid.uuid4().hex[:12]}"
-    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

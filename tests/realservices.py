@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -35,3 +38,22 @@ def require_service(name: str) -> None:
     if in_ci():
         pytest.fail(f"{message}, and CI=true forbids skipping it")
     pytest.skip(message)
+
+
+@contextlib.contextmanager
+def scratch_postgres_database(prefix: str = "sftest") -> Iterator[str]:
+    """A new, empty PostgreSQL database on ``POSTGRES_URL``'s server (its URL), dropped afterwards (``FORCE``: even
+    with sessions still open)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(POSTGRES_URL)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from releasekit import REPO_HEAD, V2_REV, V3_REV, Box, Releases, bundle, make_tree, migration
+from releasekit import REPO_HEAD, V2_REV, V3_REV, Box, Releases, bundle, make_tree, migration, running_v1
 
 from toolchainkit import new_keys, with_bad_signature
 
@@ -46,11 +46,5 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
 @pytest.fixture
 def box(tmp_path: Path, releases: Releases) -> Iterator[Box]:
     """A v1 box in a temporary PREFIX, running (pidfile mode), holding rows and an artifact."""
-    b = Box(tmp_path, releases.keys)
-    b.install(releases.v1, "1.0.0")
-    try:
-        b.start()
-        b.create_data()
+    with running_v1(tmp_path, releases.keys, releases.v1) as b:
         yield b
-    finally:
-        b.stop()

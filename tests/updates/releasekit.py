@@ -10,6 +10,7 @@ and ``current/bin/sigforge up`` run detached with a pidfile (the updater's no-sy
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -276,3 +278,20 @@ class Box:
 
     def journal_exists(self) -> bool:
         return (self.data / "updates" / "journal.json").exists()
+
+
+@contextlib.contextmanager
+def running_v1(root: Path, keys: dict[str, SigningKey], v1: Path, *, database_url: str | None = None) -> Iterator[Box]:
+    """A v1 box in ``root`` (pidfile mode), its schema migrated (as the installer does), running, with rows and an
+    artifact; stopped afterwards whatever happened. ``database_url``: PostgreSQL instead of the default SQLite."""
+    box = Box(root, keys, database_url=database_url)
+    box.install(v1, "1.0.0")
+    try:
+        if database_url:  # SQLite is migrated by `up` itself; a server database is migrated first, as install.sh does
+            migrated = box.sigforge("db", "upgrade")
+            assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        box.start()
+        box.create_data()
+        yield box
+    finally:
+        box.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from releasekit import REPO_HEAD, V2_REV, Box, Releases
+from releasekit import REPO_HEAD, V2_REV, Box, Releases, running_v1
 from sqlalchemy import create_engine, inspect, text
 
 from sigforge.updates import STEPS
@@ -70,16 +70,8 @@ def pg(postgres_url: str) -> Iterator[PgBox]:
 @pytest.fixture
 def box(tmp_path: Path, releases: Releases, postgres_url: str, pg: PgBox) -> Iterator[Box]:
     """A v1 box in a temporary PREFIX, its database PostgreSQL, running (pidfile mode), holding rows."""
-    b = Box(tmp_path, releases.keys, database_url=postgres_url)
-    b.install(releases.v1, "1.0.0")
-    try:
-        migrated = b.sigforge("db", "upgrade")  # what the installer does before the first start
-        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-        b.start()
-        b.create_data()
+    with running_v1(tmp_path, releases.keys, releases.v1, database_url=postgres_url) as b:
         yield b
-    finally:
-        b.stop()
 
 
 def assert_v1_intact(box: Box, pg: PgBox, before: dict[str, Any], audit: list[tuple[Any, ...]]) -> None:
